@@ -1,0 +1,105 @@
+/* The entity's own credential (TS-0003 Credential Configuration) and the
+ * TS-0003 10.2 protocol profile. */
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
+#include "internal.h"
+
+/* A file, a key reference PEM or a pkcs11: URI: OSSL_STORE reaches all three,
+ * the last two through the m2mtls provider when openssl.cnf loads it. */
+static EVP_PKEY *load_key(SSL_CTX *ctx, const char *ref)
+{
+    UI_METHOD *ui = NULL;
+    pem_password_cb *cb = SSL_CTX_get_default_passwd_cb(ctx);
+    if (cb != NULL)
+        ui = UI_UTIL_wrap_read_pem_callback(cb, 0);
+    OSSL_STORE_CTX *store = OSSL_STORE_open(ref, ui, SSL_CTX_get_default_passwd_cb_userdata(ctx), NULL, NULL);
+    EVP_PKEY *key = NULL;
+    if (store != NULL) {
+        OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
+        while (key == NULL && !OSSL_STORE_eof(store)) {
+            OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+            if (info == NULL) {
+                if (OSSL_STORE_error(store))
+                    break;
+                continue;
+            }
+            if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+                key = OSSL_STORE_INFO_get1_PKEY(info);
+            OSSL_STORE_INFO_free(info);
+        }
+        OSSL_STORE_close(store);
+    }
+    UI_destroy_method(ui);
+    return key;
+}
+
+int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
+{
+    if (ctx == NULL || p == NULL) {
+        m2_set_error("m2mtls_ctx_use_credential: %s is NULL", ctx == NULL ? "the SSL_CTX" : "the policy");
+        return 0;
+    }
+    if (p->cert == NULL || p->key_ref == NULL) {
+        m2_set_error("%s: the policy has no %s line: no own credential to use", p->path,
+                     p->cert == NULL ? "cert" : "key");
+        return 0;
+    }
+    char reason[256];
+    if (!SSL_CTX_use_certificate(ctx, p->cert) || !SSL_CTX_clear_chain_certs(ctx)) {
+        m2_openssl_reason(reason, sizeof reason);
+        m2_set_error("%s: cert: cannot use the certificate: %s", p->path, reason);
+        return 0;
+    }
+    for (int i = 0; i < sk_X509_num(p->chain); i++)
+        if (!SSL_CTX_add1_chain_cert(ctx, sk_X509_value(p->chain, i))) {
+            m2_openssl_reason(reason, sizeof reason);
+            m2_set_error("%s: cert: cannot add chain certificate %d: %s", p->path, i + 1, reason);
+            return 0;
+        }
+    ERR_clear_error();
+    EVP_PKEY *key = load_key(ctx, p->key_ref);
+    if (key == NULL) {
+        m2_openssl_reason(reason, sizeof reason);
+        m2_set_error("%s: key: cannot load a private key from %s: %s", p->path, p->key_ref, reason);
+        return 0;
+    }
+    int ok = SSL_CTX_use_PrivateKey(ctx, key) && SSL_CTX_check_private_key(ctx);
+    EVP_PKEY_free(key);
+    if (!ok) {
+        m2_openssl_reason(reason, sizeof reason);
+        m2_set_error("%s: key %s does not fit the certificate: %s", p->path, p->key_ref, reason);
+        return 0;
+    }
+    return 1;
+}
+
+static int ctx_is_dtls(SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+    int dtls = ssl != NULL && SSL_is_dtls(ssl);
+    SSL_free(ssl);
+    return dtls;
+}
+
+int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
+{
+    if (ctx == NULL) {
+        m2_set_error("m2mtls_ctx_apply_ts0003_profile: the SSL_CTX is NULL");
+        return 0;
+    }
+    int dtls = ctx_is_dtls(ctx);
+    /* TS-0003 10.2.1 / 10.2.3: the suite each transport must implement. */
+    const char *suites = dtls ? "ECDHE-ECDSA-AES128-CCM8" : "ECDHE-ECDSA-AES128-SHA256";
+    if (!SSL_CTX_set_min_proto_version(ctx, dtls ? DTLS1_2_VERSION : TLS1_2_VERSION)
+        || !SSL_CTX_set_cipher_list(ctx, suites)
+        || !SSL_CTX_set1_groups_list(ctx, "P-256")
+        || !SSL_CTX_set1_sigalgs_list(ctx, "ECDSA+SHA256")) {
+        char reason[256];
+        m2_openssl_reason(reason, sizeof reason);
+        m2_set_error("m2mtls_ctx_apply_ts0003_profile: %s", reason);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,160 @@
+/* This thread's last error, error lists for the parser, growable reasons. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include "internal.h"
+
+#define LAST_ERROR_MAX 8192
+#define ERRORS_SHOWN   50    /* a policy with more mistakes lists the first ones */
+
+static _Thread_local char last_error[LAST_ERROR_MAX];
+
+const char *m2mtls_last_error(void)
+{
+    return last_error;
+}
+
+void m2_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+void m2_openssl_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (len == 0)
+        return;
+    if (e == 0)
+        snprintf(buf, len, "unknown OpenSSL error");
+    else
+        ERR_error_string_n(e, buf, len);
+    ERR_clear_error();
+}
+
+char *m2_strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* ---- growable buffer ---------------------------------------------------- */
+
+static int buf_reserve(m2_buf *b, size_t extra)
+{
+    if (b->oom)
+        return 0;
+    if (b->len + extra + 1 <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 128;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (s == NULL) {
+        b->oom = 1;
+        return 0;
+    }
+    b->s = s;
+    b->cap = cap;
+    return 1;
+}
+
+static void buf_vaddf(m2_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || !buf_reserve(b, (size_t)n))
+        return;
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void m2_buf_addf(m2_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(b, fmt, ap);
+    va_end(ap);
+}
+
+/* Peer-supplied bytes go into messages printable and bounded: anything
+ * outside printable ASCII becomes \xHH, and more than MAX bytes are cut. */
+void m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max)
+{
+    size_t shown = n > max ? max : n;
+    if (!buf_reserve(b, shown * 4 + 4))
+        return;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            b->s[b->len++] = (char)c;
+        else
+            b->len += (size_t)snprintf(b->s + b->len, 5, "\\x%02x", c);
+    }
+    if (shown < n) {
+        memcpy(b->s + b->len, "...", 3);
+        b->len += 3;
+    }
+    b->s[b->len] = '\0';
+}
+
+char *m2_buf_take(m2_buf *b)
+{
+    char *s = b->oom ? NULL : b->s;
+    if (b->oom)
+        free(b->s);
+    if (s == NULL && !b->oom)
+        s = m2_strdup("");
+    memset(b, 0, sizeof *b);
+    return s;
+}
+
+/* ---- error lists ---------------------------------------------------------- */
+
+void m2_errors_add(m2_errors *e, const char *file, unsigned line, const char *fmt, ...)
+{
+    e->count++;
+    if (e->count > ERRORS_SHOWN)
+        return;
+    m2_buf b = { e->text, e->len, e->cap, 0 };
+    if (line > 0)
+        m2_buf_addf(&b, "%s:%u: ", file, line);
+    else
+        m2_buf_addf(&b, "%s: ", file);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&b, fmt, ap);
+    va_end(ap);
+    m2_buf_addf(&b, "\n");
+    if (b.oom) { /* keep what we had; the count still says there were more */
+        return;
+    }
+    e->text = b.s;
+    e->len = b.len;
+    e->cap = b.cap;
+}
+
+void m2_errors_publish(m2_errors *e)
+{
+    if (e->count > ERRORS_SHOWN && e->text != NULL) {
+        m2_buf b = { e->text, e->len, e->cap, 0 };
+        m2_buf_addf(&b, "... and %u more errors\n", e->count - ERRORS_SHOWN);
+        e->text = b.s;
+        e->len = b.len;
+    }
+    if (e->text != NULL && e->len > 0 && e->text[e->len - 1] == '\n')
+        e->text[--e->len] = '\0';
+    m2_set_error("%s", e->text != NULL ? e->text : "unknown error");
+    free(e->text);
+    memset(e, 0, sizeof *e);
+}

@@ -1,0 +1,195 @@
+/* Internal interfaces of libm2mtls. Nothing here is exported from the shared
+ * library (hidden visibility); the m2mtls tool links the static library. */
+#ifndef M2MTLS_INTERNAL_H
+#define M2MTLS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <m2mtls/policy.h>
+
+#define M2_HIDDEN __attribute__((visibility("hidden")))
+#define M2_NONE   UINT32_MAX
+
+/* ---- error.c ------------------------------------------------------------ */
+/* Sets this thread's last error (printf style). */
+M2_HIDDEN void m2_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Appends the first OpenSSL error queue entry's reason to buf, clears the queue. */
+M2_HIDDEN void m2_openssl_reason(char *buf, size_t len);
+
+/* An error list: the parser collects every mistake, then publishes them. */
+typedef struct m2_errors {
+    char  *text;   /* "FILE:LINE: ...\n" lines */
+    size_t len, cap;
+    unsigned count;
+} m2_errors;
+M2_HIDDEN void m2_errors_add(m2_errors *e, const char *file, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+M2_HIDDEN void m2_errors_publish(m2_errors *e); /* -> last error; frees */
+
+/* A growable string for reasons. */
+typedef struct m2_buf { char *s; size_t len, cap; int oom; } m2_buf;
+M2_HIDDEN void  m2_buf_addf(m2_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+M2_HIDDEN void  m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max);
+M2_HIDDEN char *m2_buf_take(m2_buf *b); /* caller owns; NULL on OOM */
+
+/* ---- strtab.c: arena of strings and an open-addressing index ------------ */
+typedef struct m2_arena_chunk m2_arena_chunk;
+typedef struct m2_arena { m2_arena_chunk *head; size_t used, bytes; } m2_arena;
+M2_HIDDEN const char *m2_arena_strndup(m2_arena *a, const char *s, size_t n);
+M2_HIDDEN void m2_arena_free(m2_arena *a);
+
+/* Maps byte strings to a uint32 value; keys are owned by the caller (arena).
+ * The key function gives, for a stored value, its key bytes. */
+typedef struct m2_index {
+    uint32_t *slots;  /* value + 1, 0 = empty */
+    uint32_t  mask, count;
+    uint64_t  seed;
+} m2_index;
+typedef const char *(*m2_index_key_fn)(const void *owner, uint32_t value, size_t *len);
+M2_HIDDEN uint64_t m2_hash(uint64_t seed, const void *key, size_t len);
+M2_HIDDEN int      m2_index_init(m2_index *ix, uint32_t expected);
+M2_HIDDEN void     m2_index_free(m2_index *ix);
+/* Inserts VALUE unless an equal key is there: returns M2_NONE when inserted,
+ * the existing value otherwise; sets *oom on allocation failure. */
+M2_HIDDEN uint32_t m2_index_put(m2_index *ix, const void *owner, m2_index_key_fn key,
+                                uint32_t value, int *oom);
+M2_HIDDEN uint32_t m2_index_get(const m2_index *ix, const void *owner, m2_index_key_fn key,
+                                const char *k, size_t klen);
+
+/* ---- the policy ---------------------------------------------------------- */
+enum m2_name_type { M2_NAME_DNS = 1, M2_NAME_URI = 2 };
+enum m2_transport { M2_AT_NONE = 0, M2_AT_TLS = 1, M2_AT_DTLS = 2 };
+
+typedef struct m2_anchor {
+    const char *name;
+    X509       *cert;
+    X509_STORE *store;           /* this anchor alone (+ the policy's CRLs) */
+    unsigned char sha256[32];    /* of the anchor certificate's DER */
+    unsigned line;
+} m2_anchor;
+
+/* One `peer` line: an association. Strings live in the policy arena. */
+typedef struct m2_peer {
+    const char *id;
+    const char *name;            /* "dns:<lower-cased fqdn>" or "uri:<value>": the index key */
+    const char *as;              /* own identity toward this peer, or NULL */
+    const char *at_host;         /* NULL when no at= */
+    uint32_t    anchor;          /* index into anchors */
+    uint32_t    next_same_name;  /* next peer with the same name, M2_NONE ends */
+    uint32_t    line;
+    uint16_t    at_port;
+    uint8_t     name_type;       /* enum m2_name_type */
+    uint8_t     at_transport;    /* enum m2_transport */
+} m2_peer;
+
+/* One `peers-from-cert` line. */
+typedef struct m2_pfc {
+    uint32_t    anchor;
+    const char *prefix;
+    size_t      prefix_len;
+    unsigned    line;
+} m2_pfc;
+
+struct m2mtls_policy {
+    atomic_int  refs;
+    char       *path;
+    char       *local_id;
+    char       *key_ref;        /* resolved path or pkcs11: URI */
+    X509       *cert;           /* own leaf */
+    STACK_OF(X509) *chain;      /* own chain (may be empty) */
+    STACK_OF(X509_CRL) *crls;
+    m2_anchor  *anchors;  uint32_t n_anchors;
+    m2_peer    *peers;    uint32_t n_peers, cap_peers;
+    m2_pfc     *pfcs;     uint32_t n_pfcs;
+    m2_index    by_id;      /* peer id -> peer */
+    m2_index    by_name;    /* (type, name) -> first peer with that name */
+    unsigned char digest[32];   /* of everything that decides trust: the session id context */
+    m2_arena    arena;
+};
+
+/* policy.c */
+M2_HIDDEN m2mtls_policy *m2_policy_new(const char *path);
+M2_HIDDEN uint32_t m2_policy_find_anchor(const m2mtls_policy *p, const char *name);
+M2_HIDDEN uint32_t m2_policy_find_peer(const m2mtls_policy *p, const char *id);
+/* First peer configured with KEY ("dns:<lower-case>" / "uri:<bytes>"). */
+M2_HIDDEN uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len);
+M2_HIDDEN const char *m2_peer_name_key(const void *owner, uint32_t v, size_t *len);
+M2_HIDDEN const char *m2_peer_id_key(const void *owner, uint32_t v, size_t *len);
+/* The pfc rule that could make PEER_ID an identity (prefix match), M2_NONE if none. */
+M2_HIDDEN uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from);
+
+/* parser.c */
+M2_HIDDEN int m2_parse_policy(m2mtls_policy *p, m2_errors *errs);
+
+/* ---- matcher.c: names of a certificate -> candidate associations --------- */
+typedef struct m2_candidate {
+    uint32_t peer;      /* index into peers, or M2_NONE for a peers-from-cert identity */
+    uint32_t pfc;       /* index into pfcs when peer == M2_NONE */
+    uint32_t anchor;
+} m2_candidate;
+
+typedef struct m2_match {
+    m2_candidate *cand; size_t n, cap;
+    char *pfc_id;        /* the URI SAN that is the identity for pfc candidates */
+    char *names;         /* "dns:a, uri:b" for messages (bounded) */
+} m2_match;
+
+/* Fills M with the associations the names of LEAF select. EXPECTED: the only
+ * association allowed (initiator), or NULL. Returns 1 when there is at least
+ * one candidate, 0 with *reason set (owned by caller) otherwise. */
+M2_HIDDEN int  m2_match_names(const m2mtls_policy *p, X509 *leaf, const char *expected,
+                              m2_match *m, char **reason);
+M2_HIDDEN void m2_match_free(m2_match *m);
+
+/* ---- verifier.c ---------------------------------------------------------- */
+typedef struct m2_eval_opts {
+    int         role;          /* M2MTLS_RESPONDER / M2MTLS_INITIATOR */
+    const char *expected;      /* initiator's association, or NULL */
+    time_t      at;            /* 0 = now */
+    SSL        *ssl;           /* for the application's verify callback, or NULL */
+    X509_VERIFY_PARAM *param;  /* the handshake's parameters to inherit, or NULL */
+    /* Resumption: no chain to verify; an anchor is satisfied when its
+     * certificate's SHA-256 equals this one (the anchor that verified the
+     * chain when the session was made). */
+    const unsigned char *resumed_anchor_sha256;
+} m2_eval_opts;
+
+M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                          const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
+
+/* ---- context.c / session_label.c ----------------------------------------- */
+typedef struct m2_ctx_state m2_ctx_state;
+M2_HIDDEN m2_ctx_state   *m2_ctx_state_get(const SSL_CTX *ctx);
+/* A new reference to the context's current policy. */
+M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
+
+typedef struct m2_conn {
+    m2mtls_policy *policy;     /* snapshot this handshake uses (a reference) */
+    char *expected;            /* initiator: the association asked for */
+    char *peer_id, *local_id, *cert_name, *anchor;
+    unsigned char anchor_sha256[32];
+    char *reason;
+    int   labelled;            /* label fields valid */
+    int   resume_checked;      /* a resumed session's label was re-checked */
+    SSL_SESSION *label_session;/* the session the label belongs to (not owned) */
+} m2_conn;
+
+M2_HIDDEN int      m2_conn_index(void);
+M2_HIDDEN m2_conn *m2_conn_get(const SSL *ssl, int create);
+M2_HIDDEN void     m2_conn_set_reason(m2_conn *c, const char *reason);
+M2_HIDDEN void     m2_conn_clear_label(m2_conn *c);
+/* Binds the verdict to the connection (takes its strings). */
+M2_HIDDEN void     m2_conn_bind(m2_conn *c, m2mtls_verdict *v, const unsigned char *anchor_sha256);
+/* Records the label in the session for resumption. */
+M2_HIDDEN void     m2_session_store_label(SSL *ssl, const m2_conn *c);
+M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
+/* Server: re-checks a session's stored label against POLICY; 1 valid. */
+M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
+                                          const char *expected, int role, m2mtls_verdict *out,
+                                          unsigned char anchor_sha256[32]);
+
+M2_HIDDEN char *m2_strdup(const char *s);
+
+#endif

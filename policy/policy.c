@@ -1,0 +1,127 @@
+/* Policy lifetime (reference counted), look-ups, the public getters. */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include "internal.h"
+
+const char *m2_peer_id_key(const void *owner, uint32_t v, size_t *len)
+{
+    const m2mtls_policy *p = owner;
+    *len = strlen(p->peers[v].id);
+    return p->peers[v].id;
+}
+
+const char *m2_peer_name_key(const void *owner, uint32_t v, size_t *len)
+{
+    const m2mtls_policy *p = owner;
+    *len = strlen(p->peers[v].name);
+    return p->peers[v].name;
+}
+
+m2mtls_policy *m2_policy_new(const char *path)
+{
+    m2mtls_policy *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    atomic_init(&p->refs, 1);
+    p->path = m2_strdup(path);
+    p->crls = sk_X509_CRL_new_null();
+    p->chain = sk_X509_new_null();
+    if (p->path == NULL || p->crls == NULL || p->chain == NULL
+        || !m2_index_init(&p->by_id, 64) || !m2_index_init(&p->by_name, 64)) {
+        m2mtls_policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+m2mtls_policy *m2mtls_policy_load(const char *path)
+{
+    if (path == NULL || *path == '\0') {
+        m2_set_error("m2mtls_policy_load: no policy file given");
+        return NULL;
+    }
+    m2mtls_policy *p = m2_policy_new(path);
+    if (p == NULL) {
+        m2_set_error("%s: out of memory", path);
+        return NULL;
+    }
+    m2_errors errs = { 0 };
+    if (!m2_parse_policy(p, &errs)) {
+        m2_errors_publish(&errs);
+        m2mtls_policy_free(p);
+        return NULL;
+    }
+    free(errs.text);
+    return p;
+}
+
+int m2mtls_policy_up_ref(m2mtls_policy *p)
+{
+    if (p == NULL)
+        return 0;
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return 1;
+}
+
+void m2mtls_policy_free(m2mtls_policy *p)
+{
+    if (p == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (uint32_t i = 0; i < p->n_anchors; i++) {
+        X509_free(p->anchors[i].cert);
+        X509_STORE_free(p->anchors[i].store);
+    }
+    free(p->anchors);
+    free(p->peers);
+    free(p->pfcs);
+    m2_index_free(&p->by_id);
+    m2_index_free(&p->by_name);
+    sk_X509_CRL_pop_free(p->crls, X509_CRL_free);
+    sk_X509_pop_free(p->chain, X509_free);
+    X509_free(p->cert);
+    m2_arena_free(&p->arena);
+    free(p->key_ref);
+    free(p->local_id);
+    free(p->path);
+    free(p);
+}
+
+size_t m2mtls_policy_peer_count(const m2mtls_policy *p)
+{
+    return p != NULL ? p->n_peers : 0;
+}
+
+const char *m2mtls_policy_local_id(const m2mtls_policy *p)
+{
+    return p != NULL ? p->local_id : NULL;
+}
+
+uint32_t m2_policy_find_anchor(const m2mtls_policy *p, const char *name)
+{
+    /* Anchors are few (a handful of roots); a scan is the fastest look-up. */
+    for (uint32_t i = 0; i < p->n_anchors; i++)
+        if (strcmp(p->anchors[i].name, name) == 0)
+            return i;
+    return M2_NONE;
+}
+
+uint32_t m2_policy_find_peer(const m2mtls_policy *p, const char *id)
+{
+    return m2_index_get(&p->by_id, p, m2_peer_id_key, id, strlen(id));
+}
+
+uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len)
+{
+    return m2_index_get(&p->by_name, p, m2_peer_name_key, key, len);
+}
+
+uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from)
+{
+    for (uint32_t i = from; i < p->n_pfcs; i++)
+        if (strncmp(peer_id, p->pfcs[i].prefix, p->pfcs[i].prefix_len) == 0)
+            return i;
+    return M2_NONE;
+}

@@ -1,0 +1,272 @@
+/* The verdict: which candidate associations survive RFC 5280 path validation
+ * against their own anchor, and whether exactly one identity results. */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include "internal.h"
+
+/* The application's own verify callback runs inside our validation: it may
+ * refuse more than the policy does, never accept what the policy refused. */
+static int chain_cb(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    SSL_verify_cb app = ssl != NULL ? SSL_get_verify_callback(ssl) : NULL;
+    if (app == NULL)
+        return ok;
+    int r = app(ok, xs);
+    return ok ? r : 0;
+}
+
+typedef struct anchor_result {
+    uint32_t anchor;
+    int      ok;
+    STACK_OF(X509) *chain;
+    int      err;
+} anchor_result;
+
+static void describe_failure(m2_buf *why, const m2mtls_policy *p, uint32_t anchor, X509_STORE_CTX *xs, int err)
+{
+    int depth = X509_STORE_CTX_get_error_depth(xs);
+    X509 *at = X509_STORE_CTX_get_current_cert(xs);
+    m2_buf_addf(why, "anchor '%s': %s", p->anchors[anchor].name,
+                err == X509_V_OK ? "refused by the application's verify callback"
+                                 : X509_verify_cert_error_string(err));
+    if (at != NULL) {
+        char subject[256];
+        X509_NAME_oneline(X509_get_subject_name(at), subject, sizeof subject);
+        m2_buf_addf(why, " (depth %d, %s)", depth, subject);
+    }
+}
+
+static int verify_chain(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                        const m2_eval_opts *o, anchor_result *r, m2_buf *why)
+{
+    X509_STORE_CTX *xs = X509_STORE_CTX_new();
+    if (xs == NULL || !X509_STORE_CTX_init(xs, p->anchors[r->anchor].store, leaf, untrusted)) {
+        X509_STORE_CTX_free(xs);
+        r->err = X509_V_ERR_OUT_OF_MEM;
+        m2_buf_addf(why, "anchor '%s': out of memory", p->anchors[r->anchor].name);
+        return 0;
+    }
+    X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(xs);
+    if (o->param != NULL)
+        X509_VERIFY_PARAM_set1(vp, o->param);
+    else
+        X509_STORE_CTX_set_default(xs, o->role == M2MTLS_RESPONDER ? "ssl_client" : "ssl_server");
+    /* An anchor need not be self-signed: a pinned end-entity or intermediate
+     * certificate is a Root of Trust too (TS-0003 8.2.2.2). */
+    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
+    if (sk_X509_CRL_num(p->crls) > 0)
+        flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+    X509_VERIFY_PARAM_set_flags(vp, flags);
+    if (o->at != 0)
+        X509_VERIFY_PARAM_set_time(vp, o->at);
+    if (o->ssl != NULL) {
+        X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), o->ssl);
+        X509_STORE_CTX_set_verify_cb(xs, chain_cb);
+    }
+    int ok = X509_verify_cert(xs) == 1;
+    if (ok) {
+        r->chain = X509_STORE_CTX_get1_chain(xs);
+        r->ok = r->chain != NULL;
+    } else {
+        r->err = X509_STORE_CTX_get_error(xs);
+        describe_failure(why, p, r->anchor, xs, r->err);
+        if (r->err == X509_V_OK)
+            r->err = X509_V_ERR_APPLICATION_VERIFICATION;
+    }
+    ERR_clear_error();
+    X509_STORE_CTX_free(xs);
+    return r->ok;
+}
+
+static const char *candidate_id(const m2mtls_policy *p, const m2_match *m, const m2_candidate *c)
+{
+    return c->peer != M2_NONE ? p->peers[c->peer].id : m->pfc_id;
+}
+
+static int fill_verdict(const m2mtls_policy *p, const m2_match *m, const m2_candidate *c,
+                        anchor_result *r, m2mtls_verdict *out)
+{
+    const m2_peer *peer = c->peer != M2_NONE ? &p->peers[c->peer] : NULL;
+    const char *local = peer != NULL && peer->as != NULL ? peer->as : p->local_id;
+    out->peer_id = m2_strdup(candidate_id(p, m, c));
+    out->local_id = m2_strdup(local);
+    out->anchor = m2_strdup(p->anchors[c->anchor].name);
+    if (peer != NULL) {
+        out->cert_name = m2_strdup(peer->name);
+    } else if ((out->cert_name = malloc(strlen(m->pfc_id) + 5)) != NULL) {
+        memcpy(out->cert_name, "uri:", 4);
+        strcpy(out->cert_name + 4, m->pfc_id);
+    }
+    out->chain = r->chain;
+    r->chain = NULL;
+    out->accepted = out->peer_id != NULL && (local == NULL || out->local_id != NULL)
+                    && out->anchor != NULL && out->cert_name != NULL;
+    return out->accepted;
+}
+
+static int reject(m2mtls_verdict *out, m2_buf *why, int *x509_err, int err)
+{
+    out->accepted = 0;
+    out->reason = m2_buf_take(why);
+    if (out->reason == NULL)
+        out->reason = m2_strdup("out of memory");
+    if (x509_err != NULL)
+        *x509_err = err;
+    return out->reason != NULL;
+}
+
+/* Checks every distinct anchor of the candidates once; collects the
+ * identities whose anchor validated the chain. */
+static int check_anchors(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted, const m2_eval_opts *o,
+                         const m2_match *m, anchor_result *res, size_t *n_res, m2_buf *why)
+{
+    *n_res = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t j = 0;
+        while (j < *n_res && res[j].anchor != m->cand[i].anchor)
+            j++;
+        if (j < *n_res)
+            continue;
+        anchor_result *r = &res[(*n_res)++];
+        memset(r, 0, sizeof *r);
+        r->anchor = m->cand[i].anchor;
+        if (*n_res > 1 && why->len > 0)
+            m2_buf_addf(why, "; ");
+        if (o->resumed_anchor_sha256 != NULL) {
+            r->ok = memcmp(p->anchors[r->anchor].sha256, o->resumed_anchor_sha256, 32) == 0;
+            if (!r->ok)
+                m2_buf_addf(why, "anchor '%s' is not the anchor that verified the resumed session",
+                            p->anchors[r->anchor].name);
+        } else {
+            verify_chain(p, leaf, untrusted, o, r, why);
+        }
+    }
+    return 1;
+}
+
+int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+{
+    memset(out, 0, sizeof *out);
+    m2_buf why = { 0 };
+    if (leaf == NULL) {
+        m2_buf_addf(&why, "peer sent no certificate");
+        return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION);
+    }
+    if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+        m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
+        return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+    }
+    m2_match m;
+    char *reason;
+    if (!m2_match_names(p, leaf, o->expected, &m, &reason)) {
+        out->reason = reason != NULL ? reason : m2_strdup("out of memory");
+        if (x509_err != NULL)
+            *x509_err = X509_V_ERR_APPLICATION_VERIFICATION;
+        return out->reason != NULL;
+    }
+    /* Distinct anchors are few (bounded by the anchor lines); candidates may be many. */
+    size_t cap = m.n < p->n_anchors ? m.n : p->n_anchors;
+    anchor_result *res = calloc(cap ? cap : 1, sizeof *res);
+    size_t n_res = 0;
+    if (res == NULL) {
+        m2_match_free(&m);
+        m2_buf_addf(&why, "out of memory");
+        return reject(out, &why, x509_err, X509_V_ERR_OUT_OF_MEM);
+    }
+    check_anchors(p, leaf, untrusted, o, &m, res, &n_res, &why);
+
+    const m2_candidate *found = NULL;
+    anchor_result *found_r = NULL;
+    int ambiguous = 0, first_err = X509_V_ERR_APPLICATION_VERIFICATION;
+    for (size_t i = 0; i < m.n; i++) {
+        anchor_result *r = res;
+        while (r->anchor != m.cand[i].anchor)
+            r++;
+        if (!r->ok) {
+            if (first_err == X509_V_ERR_APPLICATION_VERIFICATION && r->err != 0)
+                first_err = r->err;
+            continue;
+        }
+        if (found == NULL) {
+            found = &m.cand[i];
+            found_r = r;
+        } else if (strcmp(candidate_id(p, &m, found), candidate_id(p, &m, &m.cand[i])) != 0) {
+            if (!ambiguous) {
+                why.len = 0;
+                m2_buf_addf(&why, "certificate matches more than one identity: '%s'", candidate_id(p, &m, found));
+            }
+            m2_buf_addf(&why, ", '%s'", candidate_id(p, &m, &m.cand[i]));
+            ambiguous = 1;
+        }
+    }
+    int ran;
+    if (found == NULL) {
+        /* Name the associations that were tried in front of the anchor failures. */
+        m2_buf head = { 0 };
+        m2_buf_addf(&head, "certificate [%s] matches peer '%s'%s but fails its Root of Trust: %s",
+                    m.names ? m.names : "", candidate_id(p, &m, &m.cand[0]),
+                    m.n > 1 ? " (and others)" : "", why.s ? why.s : "");
+        free(why.s);
+        ran = reject(out, &head, x509_err, first_err);
+    } else if (ambiguous) {
+        ran = reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION);
+    } else {
+        free(why.s);
+        if (!fill_verdict(p, &m, found, found_r, out)) {
+            m2mtls_verdict_clear(out);
+            m2_buf oom = { 0 };
+            m2_buf_addf(&oom, "out of memory");
+            ran = reject(out, &oom, x509_err, X509_V_ERR_OUT_OF_MEM);
+        } else {
+            ran = 1;
+            if (x509_err != NULL)
+                *x509_err = X509_V_OK;
+        }
+    }
+    for (size_t i = 0; i < n_res; i++)
+        sk_X509_pop_free(res[i].chain, X509_free);
+    free(res);
+    m2_match_free(&m);
+    return ran;
+}
+
+int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
+                             const char *peer_id, int role, time_t at, m2mtls_verdict *out)
+{
+    if (out == NULL) {
+        m2_set_error("m2mtls_policy_check_cert: no verdict to fill");
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    if (p == NULL || cert == NULL) {
+        m2_set_error("m2mtls_policy_check_cert: %s is NULL", p == NULL ? "the policy" : "the certificate");
+        return 0;
+    }
+    if (role != M2MTLS_RESPONDER && role != M2MTLS_INITIATOR) {
+        m2_set_error("m2mtls_policy_check_cert: role must be M2MTLS_RESPONDER or M2MTLS_INITIATOR");
+        return 0;
+    }
+    m2_eval_opts o = { .role = role, .expected = peer_id, .at = at };
+    if (!m2_evaluate(p, cert, chain, &o, out, NULL)) {
+        m2_set_error("m2mtls_policy_check_cert: out of memory");
+        return 0;
+    }
+    return 1;
+}
+
+void m2mtls_verdict_clear(m2mtls_verdict *v)
+{
+    if (v == NULL)
+        return;
+    free(v->peer_id);
+    free(v->local_id);
+    free(v->cert_name);
+    free(v->anchor);
+    free(v->reason);
+    sk_X509_pop_free(v->chain, X509_free);
+    memset(v, 0, sizeof *v);
+}

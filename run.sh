@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The two quick-start commands (README "Quick start"):
+#   ./run.sh demo   install what is missing, build, run the demo (the main job)
+#   ./run.sh test   install what is missing, build, run the whole test suite:
+#                   plain build, then ASan+UBSan, then the threaded tests under TSan
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Every Debian package the build, the demo and the tests use.
+PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
+          softhsm2 opensc valgrind)
+
+install_missing() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing: ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+}
+
+cmd_demo() {
+  install_missing
+  build build
+  exec "$top/build/tools/m2mtls" demo "$@"
+}
+
+cmd_test() {
+  install_missing
+  echo "== build and test (plain)"
+  build build
+  (cd build && ctest --output-on-failure -j "$jobs" -LE bench)
+  echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
+  build build-asan -DM2MTLS_SANITIZE=address,undefined
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     ctest --output-on-failure -j "$jobs" -LE 'bench|nosan')
+  echo "== build and test (ThreadSanitizer, threaded tests)"
+  build build-tsan -DM2MTLS_SANITIZE=thread
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+     ctest --output-on-failure -j "$jobs" -L threads -LE nosan)
+  echo "== all test runs passed"
+}
+
+case "${1:-}" in
+  demo) shift; cmd_demo "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,210 @@
+/* m2mtls inspect: would the policy accept this certificate, and why (not)? */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <m2mtls/policy.h>
+#include "tool.h"
+
+static const char usage[] =
+    "usage: m2mtls inspect --policy FILE [--peer ID] [--chain FILE] [--at TIME] [--json] CERT\n"
+    "\n"
+    "Says whether the policy accepts CERT as a peer certificate, and why not.\n"
+    "As a responder by default (any configured association); with --peer as an\n"
+    "initiator that expects exactly that association.\n"
+    "\n"
+    "  --policy FILE   the policy file (required)\n"
+    "  --peer ID       initiator: accept only the association with this peer id\n"
+    "  --chain FILE    untrusted intermediate certificates (PEM); certificates that\n"
+    "                  follow the first one in CERT are used as the chain too\n"
+    "  --at TIME       verify at this RFC 3339 time (2026-01-31T12:00:00Z) instead of now\n"
+    "  --json          print one JSON object: verdict, peer_id, local_id, cert_name,\n"
+    "                  anchor, reason, names, chain\n"
+    "  -h, --help      this text\n"
+    "\n"
+    "Exit status: 0 accepted (prints 'accepted: PEER-ID'), 1 rejected (prints\n"
+    "'rejected: REASON'), 2 usage, policy or file error.\n";
+
+typedef struct inspect_args {
+    const char *policy, *peer, *chain, *at, *cert;
+    int json;
+    time_t when;
+} inspect_args;
+
+static int parse_args(int argc, char **argv, inspect_args *a)
+{
+    static const struct option opts[] = {
+        { "policy", required_argument, NULL, 'p' }, { "peer", required_argument, NULL, 'e' },
+        { "chain", required_argument, NULL, 'c' },  { "at", required_argument, NULL, 't' },
+        { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': a->policy = optarg; break;
+        case 'e': a->peer = optarg; break;
+        case 'c': a->chain = optarg; break;
+        case 't': a->at = optarg; break;
+        case 'j': a->json = 1; break;
+        case 'h': fputs(usage, stdout); exit(EXIT_ACCEPTED);
+        default: fputs(usage, stderr); return 0;
+        }
+    }
+    if (optind != argc - 1 || a->policy == NULL) {
+        fprintf(stderr, "m2mtls inspect: %s\n%s", a->policy == NULL ? "--policy FILE is required"
+                                                                    : "exactly one CERT file is required", usage);
+        return 0;
+    }
+    a->cert = argv[optind];
+    if (a->at != NULL && !tool_parse_rfc3339(a->at, &a->when)) {
+        fprintf(stderr, "m2mtls inspect: --at %s: not an RFC 3339 time (like 2026-01-31T12:00:00Z)\n", a->at);
+        return 0;
+    }
+    return 1;
+}
+
+/* Every subjectAltName, typed the way policy names are written. */
+static void print_names(FILE *f, X509 *leaf, int json)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    int shown = 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const char *type;
+        const ASN1_STRING *v = NULL;
+        switch (g->type) {
+        case GEN_DNS: type = "dns:"; v = g->d.dNSName; break;
+        case GEN_URI: type = "uri:"; v = g->d.uniformResourceIdentifier; break;
+        case GEN_EMAIL: type = "email:"; v = g->d.rfc822Name; break;
+        case GEN_IPADD: type = "ip:"; break;
+        case GEN_OTHERNAME: type = "othername:"; break;
+        default: type = "other:"; break;
+        }
+        size_t tl = strlen(type), vl = v ? (size_t)ASN1_STRING_length(v) : 0;
+        unsigned char *text = malloc(tl + vl + 1);
+        if (text == NULL)
+            continue;
+        memcpy(text, type, tl);
+        if (v != NULL)
+            memcpy(text + tl, ASN1_STRING_get0_data(v), vl);
+        if (json) {
+            fputs(shown++ ? ", " : "", f);
+            tool_json_bytes(f, text, tl + vl);
+        } else {
+            fputs(shown++ ? ", " : "", f);
+            for (size_t k = 0; k < tl + vl; k++) /* never print a peer's raw control bytes */
+                fputc(text[k] >= 0x20 && text[k] < 0x7f ? text[k] : '?', f);
+        }
+        free(text);
+    }
+    GENERAL_NAMES_free(gens);
+}
+
+static void print_chain_json(FILE *f, STACK_OF(X509) *chain)
+{
+    char buf[1024], t1[32], t2[32];
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        unsigned char md[32];
+        unsigned int n = 0;
+        char hex[65] = "";
+        if (X509_digest(x, EVP_sha256(), md, &n))
+            for (unsigned k = 0; k < n && k < 32; k++)
+                snprintf(hex + 2 * k, 3, "%02x", md[k]);
+        fprintf(f, "%s{\"subject\": ", i ? ", " : "");
+        tool_json_str(f, tool_name(X509_get_subject_name(x), buf, sizeof buf));
+        fprintf(f, ", \"issuer\": ");
+        tool_json_str(f, tool_name(X509_get_issuer_name(x), buf, sizeof buf));
+        fprintf(f, ", \"not_before\": \"%s\", \"not_after\": \"%s\", \"sha256\": \"%s\"}",
+                tool_time(X509_get0_notBefore(x), t1, sizeof t1), tool_time(X509_get0_notAfter(x), t2, sizeof t2),
+                hex);
+    }
+}
+
+static void print_json(const inspect_args *a, const m2mtls_verdict *v, X509 *leaf, STACK_OF(X509) *seen)
+{
+    char buf[1024];
+    printf("{\"verdict\": \"%s\", \"role\": \"%s\", \"peer_id\": ", v->accepted ? "accepted" : "rejected",
+           a->peer ? "initiator" : "responder");
+    tool_json_str(stdout, v->peer_id);
+    printf(", \"local_id\": ");
+    tool_json_str(stdout, v->local_id);
+    printf(", \"cert_name\": ");
+    tool_json_str(stdout, v->cert_name);
+    printf(", \"anchor\": ");
+    tool_json_str(stdout, v->anchor);
+    printf(", \"reason\": ");
+    tool_json_str(stdout, v->reason);
+    printf(", \"subject\": ");
+    tool_json_str(stdout, tool_name(X509_get_subject_name(leaf), buf, sizeof buf));
+    printf(", \"names\": [");
+    print_names(stdout, leaf, 1);
+    printf("], \"chain\": [");
+    print_chain_json(stdout, v->accepted ? v->chain : seen);
+    printf("], \"chain_verified\": %s}\n", v->accepted ? "true" : "false");
+}
+
+static void print_text(const m2mtls_verdict *v, X509 *leaf)
+{
+    char buf[1024];
+    if (v->accepted)
+        printf("accepted: %s\n", v->peer_id);
+    else
+        printf("rejected: %s\n", v->reason);
+    printf("  subject:  %s\n  names:    ", tool_name(X509_get_subject_name(leaf), buf, sizeof buf));
+    print_names(stdout, leaf, 0);
+    printf("\n");
+    if (!v->accepted)
+        return;
+    printf("  matched:  %s\n  anchor:   %s\n  local id: %s\n  chain:    ", v->cert_name, v->anchor,
+           v->local_id ? v->local_id : "(none configured)");
+    for (int i = 0; i < sk_X509_num(v->chain); i++)
+        printf("%s%s", i ? "\n            <- " : "",
+               tool_name(X509_get_subject_name(sk_X509_value(v->chain, i)), buf, sizeof buf));
+    printf("\n");
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    inspect_args a = { 0 };
+    if (!parse_args(argc, argv, &a))
+        return EXIT_USAGE;
+    m2mtls_policy *p = m2mtls_policy_load(a.policy);
+    if (p == NULL) {
+        fprintf(stderr, "%s\n", m2mtls_last_error());
+        return EXIT_USAGE;
+    }
+    int rc = EXIT_USAGE;
+    STACK_OF(X509) *certs = tool_read_certs(a.cert), *extra = NULL;
+    if (certs == NULL || (a.chain != NULL && (extra = tool_read_certs(a.chain)) == NULL))
+        goto done;
+    for (int i = 0; i < sk_X509_num(extra); i++)
+        if (sk_X509_push(certs, sk_X509_value(extra, i)))
+            sk_X509_set(extra, i, NULL);
+    X509 *leaf = sk_X509_value(certs, 0);
+    STACK_OF(X509) *chain = sk_X509_dup(certs);
+    if (chain == NULL)
+        goto done;
+    (void)sk_X509_shift(chain);
+    m2mtls_verdict v;
+    int role = a.peer != NULL ? M2MTLS_INITIATOR : M2MTLS_RESPONDER;
+    if (!m2mtls_policy_check_cert(p, leaf, chain, a.peer, role, a.when, &v)) {
+        fprintf(stderr, "m2mtls inspect: %s\n", m2mtls_last_error());
+    } else {
+        if (a.json)
+            print_json(&a, &v, leaf, certs);
+        else
+            print_text(&v, leaf);
+        rc = v.accepted ? EXIT_ACCEPTED : EXIT_REJECTED;
+    }
+    m2mtls_verdict_clear(&v);
+    sk_X509_free(chain);
+done:
+    sk_X509_pop_free(extra, X509_free);
+    sk_X509_pop_free(certs, X509_free);
+    m2mtls_policy_free(p);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* m2mtls: diagnosis and demos for oneM2M certificate-based security associations. */
+#include <stdio.h>
+#include <string.h>
+#include <m2mtls/policy.h>
+#include "tool.h"
+
+static const char usage[] =
+    "usage: m2mtls <command> [options]\n"
+    "\n"
+    "oneM2M TS-0003 certificate-based security associations for OpenSSL 3.\n"
+    "\n"
+    "commands:\n"
+    "  inspect --policy FILE [--peer ID] [--chain FILE] [--at TIME] [--json] CERT\n"
+    "                 would the policy accept CERT as a peer certificate, and why\n"
+    "  policy check FILE\n"
+    "                 load a policy and report every mistake as FILE:LINE\n"
+    "\n"
+    "  m2mtls <command> --help   details of one command\n"
+    "  m2mtls --version          the version\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("m2mtls %s (%s)\n", M2MTLS_VERSION_STRING, OpenSSL_version(OPENSSL_VERSION));
+        return 0;
+    }
+    if (strcmp(cmd, "inspect") == 0)
+        return cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "policy") == 0)
+        return cmd_policy(argc - 1, argv + 1);
+    fprintf(stderr, "m2mtls: unknown command '%s'\n%s", cmd, usage);
+    return EXIT_USAGE;
+}
