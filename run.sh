@@ -33,7 +33,8 @@ build() { # build DIR [cmake args...]
 cmd_demo() {
   install_missing
   build build
-  exec "$top/build/tools/m2mtls" demo "$@"
+  # Until `m2mtls demo` exists (issue 4), the main job is the inspect example.
+  exec "$top/examples/inspect-demo.sh" "$top/build/tools/m2mtls" "$@"
 }
 
 cmd_test() {

@@ -173,7 +173,7 @@ typedef struct m2_conn {
     char *reason;
     int   labelled;            /* label fields valid */
     int   resume_checked;      /* a resumed session's label was re-checked */
-    SSL_SESSION *label_session;/* the session the label belongs to (not owned) */
+    void (*app_info_cb)(const SSL *, int, int); /* initiator: the callback ours replaced */
 } m2_conn;
 
 M2_HIDDEN int      m2_conn_index(void);

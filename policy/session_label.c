@@ -242,6 +242,33 @@ const char *m2mtls_ssl_reject_reason(const SSL *ssl)
     return NULL;
 }
 
+/* Initiator, at the start of the handshake: a session is offered only when
+ * the current policy still grants its identity for the association asked
+ * for; a session of another association (or one no longer authorized) is
+ * dropped, and the handshake is a full one with a full verification. */
+static void initiator_info_cb(const SSL *cssl, int where, int ret)
+{
+    SSL *ssl = (SSL *)cssl; /* the callback's view is const; the SSL is ours to change */
+    m2_conn *c = m2_conn_get(ssl, 0);
+    if (c != NULL && (where & SSL_CB_HANDSHAKE_START) && !SSL_is_server(ssl)) {
+        SSL_SESSION *sess = SSL_get_session(ssl);
+        m2mtls_verdict v;
+        unsigned char sha[32];
+        if (sess != NULL && m2_session_label_valid(c->policy, sess, c->expected, M2MTLS_INITIATOR, &v, sha)) {
+            m2_conn_bind(c, &v, sha); /* replaced by the verify hook if the server does not resume */
+            c->resume_checked = 1;
+        } else if (sess != NULL) {
+            m2mtls_verdict_clear(&v);
+            SSL_set_session(ssl, NULL);
+        }
+    }
+    void (*app)(const SSL *, int, int) = c != NULL ? c->app_info_cb : NULL;
+    if (app == NULL)
+        app = SSL_CTX_get_info_callback(SSL_get_SSL_CTX(ssl));
+    if (app != NULL)
+        app(cssl, where, ret);
+}
+
 int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
 {
     if (ssl == NULL || peer_id == NULL || *peer_id == '\0') {
@@ -276,12 +303,12 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
         m2_set_error("m2mtls_ssl_set_peer: cannot set SNI");
         return 0;
     }
-    /* A session made with another association is never offered for this one. */
-    const unsigned char *sha;
-    const char *id;
-    SSL_SESSION *sess = SSL_get_session(ssl);
-    if (sess != NULL && (!read_label(sess, &sha, &id) || strcmp(id, peer_id) != 0))
-        SSL_set_session(ssl, NULL);
+    /* Whatever session the application sets, before or after this call, is
+     * checked when the handshake starts. */
+    if (SSL_get_info_callback(ssl) != initiator_info_cb) {
+        c->app_info_cb = SSL_get_info_callback(ssl);
+        SSL_set_info_callback(ssl, initiator_info_cb);
+    }
     return 1;
 }
 
