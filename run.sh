@@ -42,6 +42,14 @@ cmd_test() {
   echo "== build and test (plain)"
   build build
   (cd build && ctest --output-on-failure -j "$jobs" -LE bench)
+  echo "== valgrind memcheck (unit and loopback tests of the plain build)"
+  local t
+  for t in test_policy_parse test_verify test_originator test_handshake; do
+    valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+      --errors-for-leak-kinds=definite,indirect "build/tests/$t" >"build/valgrind-$t.log" 2>&1 \
+      || { cat "build/valgrind-$t.log"; echo "valgrind: $t failed"; return 1; }
+    echo "valgrind: $t clean"
+  done
   echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
   build build-asan -DM2MTLS_SANITIZE=address,undefined
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the build into a temporary prefix, then builds a program against it
+# twice, as users would: with pkg-config and with CMake find_package(m2mtls).
+# usage: test_install.sh BUILD-DIR SOURCE-DIR
+set -eu
+build=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(ls -d "$tmp"/prefix/lib*/ | head -n1)
+test -f "$tmp/prefix/include/m2mtls/policy.h"
+test -f "$libdir/pkgconfig/m2mtls.pc"
+test -f "$libdir/cmake/m2mtls/m2mtlsConfig.cmake"
+test -x "$tmp/prefix/bin/m2mtls"
+ls "$libdir"/libm2mtls.so.0* >/dev/null
+test -f "$libdir/libm2mtls.a"
+
+cat > "$tmp/policy" <<POLICY
+anchor root $src/tests/install/root.pem
+peer /CSE-1 dns:cse-1.example.com root
+POLICY
+
+# 1. pkg-config
+PKG_CONFIG_PATH="$libdir/pkgconfig" cc -o "$tmp/consumer-pc" "$src/tests/install/consumer.c" \
+  $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs m2mtls) -Wl,-rpath,"$libdir"
+out=$("$tmp/consumer-pc" "$tmp/policy")
+echo "pkg-config consumer: $out"
+echo "$out" | grep -q '1 peers, installed 1'
+
+# 2. CMake find_package
+mkdir "$tmp/cm"
+cp "$src/tests/install/consumer.c" "$tmp/cm/"
+cp "$src/tests/install/CMakeLists.txt.in" "$tmp/cm/CMakeLists.txt"
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+  -DCMAKE_INSTALL_RPATH="$libdir" -DCMAKE_BUILD_RPATH="$libdir" >/dev/null
+cmake --build "$tmp/cm/build" >/dev/null
+out=$("$tmp/cm/build/consumer" "$tmp/policy")
+echo "find_package consumer: $out"
+echo "$out" | grep -q '1 peers, installed 1'
+echo "1 passed, 0 failed"
