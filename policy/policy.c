@@ -125,3 +125,20 @@ uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uin
             return i;
     return M2_NONE;
 }
+
+int m2mtls_policy_peer_address(const m2mtls_policy *p, const char *peer_id, const char **host, unsigned *port,
+                               int *dtls)
+{
+    if (p == NULL || peer_id == NULL)
+        return 0;
+    uint32_t i = m2_policy_find_peer(p, peer_id);
+    if (i == M2_NONE || p->peers[i].at_transport == M2_AT_NONE)
+        return 0;
+    if (host != NULL)
+        *host = p->peers[i].at_host;
+    if (port != NULL)
+        *port = p->peers[i].at_port;
+    if (dtls != NULL)
+        *dtls = p->peers[i].at_transport == M2_AT_DTLS;
+    return 1;
+}

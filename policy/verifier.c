@@ -164,8 +164,9 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
     char *reason;
     if (!m2_match_names(p, leaf, o->expected, &m, &reason)) {
         out->reason = reason != NULL ? reason : m2_strdup("out of memory");
+        /* The Certificate Name check failed: libssl answers with a bad_certificate alert. */
         if (x509_err != NULL)
-            *x509_err = X509_V_ERR_APPLICATION_VERIFICATION;
+            *x509_err = X509_V_ERR_HOSTNAME_MISMATCH;
         return out->reason != NULL;
     }
     /* Distinct anchors are few (bounded by the anchor lines); candidates may be many. */

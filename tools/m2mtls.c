@@ -14,6 +14,10 @@ static const char usage[] =
     "                 would the policy accept CERT as a peer certificate, and why\n"
     "  policy check FILE\n"
     "                 load a policy and report every mistake as FILE:LINE\n"
+    "  connect --policy FILE --peer ID [--to HOST:PORT] [--dtls] [--send TEXT] [--resume N]\n"
+    "                 act as Entity A: establish the association with peer ID\n"
+    "  serve --policy FILE [--listen HOST:PORT] [--dtls] [--once] [--json]\n"
+    "                 act as Entity B: accept, verify and log associations; echo data\n"
     "\n"
     "  m2mtls <command> --help   details of one command\n"
     "  m2mtls --version          the version\n";
@@ -37,6 +41,10 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "connect") == 0)
+        return cmd_connect(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "m2mtls: unknown command '%s'\n%s", cmd, usage);
     return EXIT_USAGE;
 }

@@ -4,12 +4,24 @@
 #include <stdio.h>
 #include <time.h>
 #include <openssl/x509.h>
+#include <m2mtls/policy.h>
 
 /* Exit statuses shared by every subcommand. */
 enum { EXIT_ACCEPTED = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 
 int cmd_inspect(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* An SSL_CTX for a role, ready for m2mtls associations: TS-0003 profile,
+ * the policy's own credential, the verifier. VERSION 0 = any, 12 or 13 pins
+ * TLS 1.2 / 1.3 (ignored for DTLS). NULL with a message on stderr. */
+SSL_CTX *tool_ssl_ctx(const char *policy, int server, int dtls, int version, m2mtls_policy **out);
+/* One association, described: human lines or one JSON object (no newline). */
+void tool_print_association(FILE *f, SSL *ssl, int json);
+/* The first OpenSSL error as text ("" if none); clears the queue. */
+const char *tool_ssl_error(char *buf, size_t len);
 
 /* Reads every certificate of FILE (PEM, or one DER certificate). NULL with a
  * message on stderr when it holds none or cannot be read. */

@@ -43,6 +43,12 @@ M2MTLS_API const char *m2mtls_last_error(void);
 M2MTLS_API size_t      m2mtls_policy_peer_count(const m2mtls_policy *p);
 M2MTLS_API const char *m2mtls_policy_local_id(const m2mtls_policy *p);
 
+/* Where the peer is reached (the `at=` of its peer line: TS-0003 "IdB routes
+ * the (D)TLS exchange"). 1 and HOST (valid while P lives), PORT and DTLS
+ * (1 for dtls://) set when the line has at=; 0 otherwise. */
+M2MTLS_API int m2mtls_policy_peer_address(const m2mtls_policy *p, const char *peer_id,
+                                          const char **host, unsigned *port, int *dtls);
+
 /* ---- Evaluating a certificate outside a handshake ----------------------- */
 
 #define M2MTLS_RESPONDER 0 /* we are the server: the peer is a TLS client */
