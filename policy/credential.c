@@ -1,6 +1,8 @@
 /* The entity's own credential (TS-0003 Credential Configuration) and the
  * TS-0003 10.2 protocol profile. */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
@@ -8,13 +10,17 @@
 
 /* A file, a key reference PEM or a pkcs11: URI: OSSL_STORE reaches all three,
  * the last two through the m2mtls provider when openssl.cnf loads it. */
-static EVP_PKEY *load_key(SSL_CTX *ctx, const char *ref)
+EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why, size_t why_len)
 {
+    /* A path that is not there: say so, rather than OSSL_STORE's "unregistered scheme". */
+    if (strncmp(ref, "pkcs11:", 7) != 0 && strncmp(ref, "file:", 5) != 0 && access(ref, R_OK) != 0) {
+        snprintf(why, why_len, "%s", strerror(errno));
+        return NULL;
+    }
     UI_METHOD *ui = NULL;
-    pem_password_cb *cb = SSL_CTX_get_default_passwd_cb(ctx);
     if (cb != NULL)
         ui = UI_UTIL_wrap_read_pem_callback(cb, 0);
-    OSSL_STORE_CTX *store = OSSL_STORE_open(ref, ui, SSL_CTX_get_default_passwd_cb_userdata(ctx), NULL, NULL);
+    OSSL_STORE_CTX *store = OSSL_STORE_open(ref, ui, cb_data, NULL, NULL);
     EVP_PKEY *key = NULL;
     if (store != NULL) {
         OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
@@ -32,6 +38,11 @@ static EVP_PKEY *load_key(SSL_CTX *ctx, const char *ref)
         OSSL_STORE_close(store);
     }
     UI_destroy_method(ui);
+    if (key == NULL) {
+        m2_openssl_reason(why, why_len);
+        if (store != NULL && strstr(why, "unknown OpenSSL error") != NULL)
+            snprintf(why, why_len, "no private key found there");
+    }
     return key;
 }
 
@@ -59,9 +70,9 @@ int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
             return 0;
         }
     ERR_clear_error();
-    EVP_PKEY *key = load_key(ctx, p->key_ref);
+    EVP_PKEY *key = m2_load_private_key(p->key_ref, SSL_CTX_get_default_passwd_cb(ctx),
+                                        SSL_CTX_get_default_passwd_cb_userdata(ctx), reason, sizeof reason);
     if (key == NULL) {
-        m2_openssl_reason(reason, sizeof reason);
         m2_set_error("%s: key: cannot load a private key from %s: %s", p->path, p->key_ref, reason);
         return 0;
     }

@@ -192,4 +192,9 @@ M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *s
 
 M2_HIDDEN char *m2_strdup(const char *s);
 
+/* credential.c: a private key from a file, a key reference PEM or a pkcs11:
+ * URI, through OSSL_STORE (the m2mtls provider serves the last two). */
+M2_HIDDEN EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why,
+                                        size_t why_len);
+
 #endif

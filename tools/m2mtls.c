@@ -16,6 +16,8 @@ static const char usage[] =
     "                 load a policy and report every mistake as FILE:LINE\n"
     "  connect --policy FILE --peer ID [--to HOST:PORT] [--dtls] [--send TEXT] [--resume N]\n"
     "                 act as Entity A: establish the association with peer ID\n"
+    "  csr --key KEY (--cse-fqdn NAME | --ae-id //SP/CSE/AE) [--out FILE]\n"
+    "                 certificate signing request with the TS-0003 subjectAltName\n"
     "  serve --policy FILE [--listen HOST:PORT] [--dtls] [--once] [--json]\n"
     "                 act as Entity B: accept, verify and log associations; echo data\n"
     "\n"
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
         return cmd_policy(argc - 1, argv + 1);
     if (strcmp(cmd, "connect") == 0)
         return cmd_connect(argc - 1, argv + 1);
+    if (strcmp(cmd, "csr") == 0)
+        return cmd_csr(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "m2mtls: unknown command '%s'\n%s", cmd, usage);
