@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include "internal.h"
 
 #define MAX_TOKENS 8
@@ -75,6 +76,11 @@ static STACK_OF(X509) *read_certs(parse *ps, const char *what, const char *path)
             break;
         }
     }
+    /* The policy's certificates are shared by every handshake: fill OpenSSL's
+     * lazily computed extension cache now, while one thread owns them (else
+     * the first concurrent verifications race on it). */
+    for (int i = 0; certs != NULL && i < sk_X509_num(certs); i++)
+        (void)X509_check_purpose(sk_X509_value(certs, i), -1, 0);
     unsigned long e = ERR_peek_last_error();
     int clean_end = e == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
     if (!clean_end) {

@@ -1,0 +1,99 @@
+/*
+ * A small test PKI for the m2mtls tests, built with the OpenSSL 3 API only
+ * (no openssl command): EC P-256 keys, certificates with chosen names,
+ * validity, basicConstraints, keyUsage and subjectAltName entries (including
+ * raw bytes with an embedded NUL), CRLs, PEM files in a private temporary
+ * directory and policy files.
+ */
+#ifndef M2MTLS_TESTS_PKI_H
+#define M2MTLS_TESTS_PKI_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/* ---- certificates ------------------------------------------------------ */
+
+enum pki_san_type {
+    PKI_SAN_END = 0,   /* terminates a pki_san array */
+    PKI_SAN_DNS,       /* dNSName (IA5String) */
+    PKI_SAN_URI,       /* uniformResourceIdentifier (IA5String) */
+    PKI_SAN_EMAIL,     /* rfc822Name (IA5String) */
+    PKI_SAN_OTHERNAME  /* otherName, type-id PKI_OTHERNAME_OID, UTF8String value */
+};
+
+#define PKI_OTHERNAME_OID "1.3.6.1.4.1.45605.1" /* an arbitrary private OID */
+
+typedef struct pki_san {
+    int         type;  /* enum pki_san_type */
+    const char *value; /* the bytes of the name */
+    size_t      len;   /* 0: strlen(value); else raw length (may hold NUL bytes) */
+} pki_san;
+
+/* keyUsage: PKI_KU_DEFAULT (leaf: digitalSignature; CA: keyCertSign|cRLSign),
+ * PKI_KU_NONE (no keyUsage extension), or an OR of the KU_* bits of
+ * <openssl/x509v3.h> (KU_DIGITAL_SIGNATURE, KU_KEY_ENCIPHERMENT, ...). */
+#define PKI_KU_DEFAULT 0
+#define PKI_KU_NONE    (-1)
+
+/* basicConstraints (always critical when present). */
+#define PKI_BC_LEAF 0  /* CA:FALSE */
+#define PKI_BC_CA   1  /* CA:TRUE */
+#define PKI_BC_NONE (-1)
+
+typedef struct pki_cert {
+    X509     *cert;
+    EVP_PKEY *key;
+} pki_cert;
+
+typedef struct pki_opts {
+    const char     *cn;          /* subject commonName, NULL: none */
+    const pki_cert *issuer;      /* NULL: self-signed */
+    long            serial;      /* 0: the next of a process-wide counter */
+    long            not_before;  /* seconds from now; both 0: -3600 and +30 days */
+    long            not_after;
+    int             ca;          /* PKI_BC_LEAF / PKI_BC_CA / PKI_BC_NONE */
+    int             key_usage;   /* PKI_KU_DEFAULT / PKI_KU_NONE / KU_* bits */
+    const pki_san  *sans;        /* PKI_SAN_END terminated; NULL: no SAN extension */
+    EVP_PKEY       *key;         /* subject key to reuse (gets a reference); NULL: new key */
+} pki_opts;
+
+/* A new EC P-256 key. */
+EVP_PKEY *pki_key_new(void);
+/* Issues a certificate as described by O. 1 ok, 0 error (message on stderr). */
+int  pki_issue(const pki_opts *o, pki_cert *out);
+void pki_cert_free(pki_cert *c);
+
+/* Shorthands. */
+int pki_root(const char *cn, pki_cert *out);                            /* self-signed CA */
+int pki_intermediate(const char *cn, const pki_cert *issuer, pki_cert *out);
+int pki_leaf(const pki_cert *issuer, const char *cn, const pki_san *sans, pki_cert *out);
+
+/* A CRL signed by ISSUER revoking SERIALS[0..n), nextUpdate now+NEXT_UPDATE s. */
+X509_CRL *pki_crl(const pki_cert *issuer, const long *serials, size_t n, long next_update);
+
+/* ---- files ------------------------------------------------------------- */
+
+/* mkdtemp under $TMPDIR or /tmp; malloc'd path, NULL on error. */
+char *pki_tmpdir(void);
+/* Removes DIR and everything under it. 1 ok. */
+int pki_rmtree(const char *dir);
+/* DIR "/" NAME, malloc'd (the caller frees it). */
+char *pki_path(const char *dir, const char *name);
+
+/* PEM writers; NAME is relative to DIR. 1 ok, 0 error. */
+int pki_write_cert(const char *dir, const char *name, X509 *cert);
+/* Certificate followed by its chain: CERT, then the NULL-terminated rest. */
+int pki_write_certs(const char *dir, const char *name, X509 *cert, ...);
+int pki_write_key(const char *dir, const char *name, EVP_PKEY *key);
+int pki_write_crl(const char *dir, const char *name, X509_CRL *crl);
+/* Raw bytes / printf text (policy files). */
+int pki_write_bytes(const char *dir, const char *name, const void *data, size_t len);
+int pki_writef(const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A STACK_OF(X509) holding the given certificates (references taken), NULL-terminated. */
+STACK_OF(X509) *pki_stack(X509 *first, ...);
+
+#endif
