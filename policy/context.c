@@ -108,7 +108,15 @@ static int hello_hook(SSL *ssl, int *alert, void *arg)
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    const m2mtls_policy *p = conn_policy(c, arg);
+    /* A new handshake (an SSL object may be reused after SSL_clear): the
+     * current policy, and nothing left from an earlier connection. */
+    m2mtls_policy *current = m2_ctx_state_policy(arg);
+    m2mtls_policy_free(c->policy);
+    c->policy = current;
+    m2_conn_clear_label(c);
+    m2_conn_set_reason(c, NULL);
+    c->resume_checked = 0;
+    const m2mtls_policy *p = c->policy;
     if (!SSL_set_session_id_context(ssl, p->digest, sizeof p->digest)) {
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;

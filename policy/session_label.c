@@ -66,7 +66,7 @@ m2_conn *m2_conn_get(const SSL *ssl, int create)
 void m2_conn_set_reason(m2_conn *c, const char *reason)
 {
     free(c->reason);
-    c->reason = m2_strdup(reason != NULL ? reason : "refused");
+    c->reason = m2_strdup(reason); /* NULL clears it */
 }
 
 void m2_conn_clear_label(m2_conn *c)
