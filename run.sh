@@ -2,7 +2,8 @@
 # The two quick-start commands (README "Quick start"):
 #   ./run.sh demo   install what is missing, build, run the demo (the main job)
 #   ./run.sh test   install what is missing, build, run the whole test suite:
-#                   plain build, then ASan+UBSan, then the threaded tests under TSan
+#                   plain build + valgrind, then ASan+UBSan, then the threaded tests
+#                   under TSan, then each fuzz target for FUZZ_SECONDS (default 30)
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -10,7 +11,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Every Debian package the build, the demo and the tests use.
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
-          softhsm2 opensc valgrind)
+          softhsm2 opensc valgrind clang libclang-rt-dev python3)
 
 install_missing() {
   local missing=()
@@ -24,10 +25,10 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-build() { # build DIR [cmake args...]
+build() { # build DIR [cmake args...]  (BUILD_TARGET: one target instead of all)
   local dir=$1; shift
   cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
+  cmake --build "$dir" -j "$jobs" ${BUILD_TARGET:+--target "$BUILD_TARGET"}
 }
 
 cmd_demo() {
@@ -59,6 +60,9 @@ cmd_test() {
   build build-tsan -DM2MTLS_SANITIZE=thread
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
      ctest --output-on-failure -j "$jobs" -L threads -LE nosan)
+  echo "== fuzz targets (clang, libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-30} s each)"
+  CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+  (cd build-fuzz && ctest --output-on-failure -L 'fuzz|fuzzcorpus')
   echo "== all test runs passed"
 }
 

@@ -67,7 +67,7 @@ static int buf_reserve(m2_buf *b, size_t extra)
     return 1;
 }
 
-static void buf_vaddf(m2_buf *b, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void buf_vaddf(m2_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);

@@ -4,6 +4,7 @@
 #define M2MTLS_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
@@ -120,8 +121,9 @@ M2_HIDDEN const char *m2_peer_id_key(const void *owner, uint32_t v, size_t *len)
 /* The pfc rule that could make PEER_ID an identity (prefix match), M2_NONE if none. */
 M2_HIDDEN uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from);
 
-/* parser.c */
+/* parser.c: from p->path, or from F with p->path naming it (the fuzz target). */
 M2_HIDDEN int m2_parse_policy(m2mtls_policy *p, m2_errors *errs);
+M2_HIDDEN int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs);
 
 /* ---- matcher.c: names of a certificate -> candidate associations --------- */
 typedef struct m2_candidate {

@@ -635,12 +635,19 @@ static char *dir_of(const char *path)
 
 int m2_parse_policy(m2mtls_policy *p, m2_errors *errs)
 {
-    parse ps = { .p = p, .errs = errs, .file = p->path };
     FILE *f = fopen(p->path, "r");
     if (f == NULL) {
         m2_errors_add(errs, p->path, 0, "cannot open policy file: %s", strerror(errno));
         return 0;
     }
+    int ok = m2_parse_policy_stream(p, f, errs);
+    fclose(f);
+    return ok;
+}
+
+int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
+{
+    parse ps = { .p = p, .errs = errs, .file = p->path };
     ps.dir = dir_of(p->path);
     ps.digest = EVP_MD_CTX_new();
     if (ps.digest == NULL || !EVP_DigestInit_ex(ps.digest, EVP_sha256(), NULL))
@@ -656,7 +663,6 @@ int m2_parse_policy(m2mtls_policy *p, m2_errors *errs)
     if (ferror(f))
         m2_errors_add(errs, p->path, ps.line, "read error: %s", strerror(errno));
     free(line);
-    fclose(f);
     if (!ps.oom)
         resolve_pending(&ps);
     if (!ps.oom && errs->count == 0)
