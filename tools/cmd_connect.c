@@ -1,4 +1,5 @@
 /* m2mtls connect: act as Entity A (initiator) toward one configured peer. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,7 @@ static int parse_args(int argc, char **argv, connect_args *a)
         fprintf(stderr, "m2mtls connect: --tls1.3 and --dtls do not go together (DTLS 1.2 only)\n");
         return 0;
     }
-    if (a->to != NULL && !net_split_hostport(a->to, a->host, sizeof a->host, &a->port)) {
+    if (a->to != NULL && !net_split_hostport(a->to, a->host, sizeof a->host, &a->port, 0)) {
         fprintf(stderr, "m2mtls connect: --to %s: expected HOST:PORT or [IPv6]:PORT\n", a->to);
         return 0;
     }
@@ -154,7 +155,7 @@ static void report_refusal(const connect_args *a, SSL *ssl, const char *why)
     if (a->json) {
         printf("{\"verdict\": \"refused\", \"peer\": ");
         tool_json_str(stdout, a->peer);
-        printf(", \"by\": \"%s\", \"reason\": ", ours ? "us" : "peer");
+        printf(", \"peer_id\": null, \"by\": \"%s\", \"reason\": ", ours ? "us" : "peer");
         tool_json_str(stdout, ours ? ours : why);
         printf("}\n");
     } else if (ours != NULL) {
@@ -195,6 +196,12 @@ static outcome one_connection(const connect_args *a, SSL_CTX *ctx, SSL_SESSION *
         SSL_set_session(ssl, resume);
     SSL_set_connect_state(ssl);
     int r = net_handshake(ssl, fd, deadline, NULL);
+    if (r != 1 && net_last_errno() != 0 && m2mtls_ssl_reject_reason(ssl) == NULL) {
+        /* A socket error, not a refusal: e.g. ICMP port unreachable on UDP. */
+        fprintf(stderr, "m2mtls connect: cannot reach %s:%u: %s\n", a->host, a->port, strerror(net_last_errno()));
+        o.rc = EXIT_USAGE;
+        goto done;
+    }
     if (r != 1) {
         const char *why = r == -2 ? "timed out" : tool_ssl_error(err, sizeof err);
         report_refusal(a, ssl, why[0] ? why : "connection closed during the handshake");
@@ -234,7 +241,8 @@ static outcome one_connection(const connect_args *a, SSL_CTX *ctx, SSL_SESSION *
     }
     if (a->json)
         printf("}\n");
-    o.session = latest_session;
+    /* A resumed TLS 1.2 / DTLS handshake brings no new session: keep this one. */
+    o.session = latest_session != NULL ? latest_session : SSL_get1_session(ssl);
     latest_session = NULL;
     atomic_store(&got_session, 0);
     (void)SSL_shutdown(ssl);

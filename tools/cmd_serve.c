@@ -29,7 +29,8 @@ static const char usage[] =
     "refusal reason. Echoes what a peer sends. Stops on SIGINT or SIGTERM.\n"
     "\n"
     "  --policy FILE      the responder's policy (its cert and key lines are used)\n"
-    "  --listen HOST:PORT default 127.0.0.1:4433 (TLS), 127.0.0.1:5684 (DTLS)\n"
+    "  --listen HOST:PORT default 127.0.0.1:4433 (TLS), 127.0.0.1:5684 (DTLS);\n"
+    "                     port 0 picks a free port (shown on the first line)\n"
     "  --dtls             DTLS 1.2 over UDP\n"
     "  --once             handle one connection, then exit (0 accepted, 1 refused)\n"
     "  --json             log JSON lines\n"
@@ -85,8 +86,8 @@ static int parse_args(int argc, char **argv, serve_args *a)
         return 0;
     }
     const char *l = a->listen ? a->listen : a->dtls ? "127.0.0.1:5684" : "127.0.0.1:4433";
-    if (!net_split_hostport(l, a->host, sizeof a->host, &a->port)) {
-        fprintf(stderr, "m2mtls serve: --listen %s: expected HOST:PORT or [IPv6]:PORT\n", l);
+    if (!net_split_hostport(l, a->host, sizeof a->host, &a->port, 1)) {
+        fprintf(stderr, "m2mtls serve: --listen %s: expected HOST:PORT or [IPv6]:PORT (PORT 0: any free port)\n", l);
         return 0;
     }
     return 1;
@@ -239,8 +240,8 @@ static int serve_tls(SSL_CTX *ctx, int lfd, const serve_args *a)
 {
     while (wait_readable(lfd)) {
         struct sockaddr_storage sa;
-        socklen_t sl = sizeof sa;
-        int fd = accept(lfd, (struct sockaddr *)&sa, &sl);
+        socklen_t sl;
+        int fd = net_accept(lfd, &sa, &sl);
         if (fd < 0)
             continue;
         conn *c = new_conn(ctx, fd, (struct sockaddr *)&sa, a->json);

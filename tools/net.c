@@ -19,7 +19,14 @@ long long net_now_ms(void)
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-int net_split_hostport(const char *s, char *host, size_t hlen, unsigned *port)
+static _Thread_local int last_errno;
+
+int net_last_errno(void)
+{
+    return last_errno;
+}
+
+int net_split_hostport(const char *s, char *host, size_t hlen, unsigned *port, int any_port)
 {
     const char *colon;
     size_t n;
@@ -40,7 +47,7 @@ int net_split_hostport(const char *s, char *host, size_t hlen, unsigned *port)
     }
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (n == 0 || n >= hlen || colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535)
+    if (n == 0 || n >= hlen || colon[1] == '\0' || *end != '\0' || p < (any_port ? 0 : 1) || p > 65535)
         return 0;
     memcpy(host, s, n);
     host[n] = '\0';
@@ -126,21 +133,58 @@ int net_connect(const char *host, unsigned port, int dtls, int timeout_ms, char 
     return fd;
 }
 
+/* DTLS: the listener needs SO_REUSEPORT (one connected socket per client
+ * binds the same address), and SO_REUSEPORT would also let a second server
+ * share the port unnoticed. A plain bind first finds a port in use (and
+ * picks the port when 0 was asked for). */
+static int udp_port_free(const struct addrinfo *ai, struct sockaddr_storage *picked, socklen_t *len)
+{
+    int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    *len = sizeof *picked;
+    int ok = fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
+             && getsockname(fd, (struct sockaddr *)picked, len) == 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    return ok;
+}
+
 int net_listen(const char *host, unsigned port, int dtls, char *err, size_t errlen)
 {
     struct addrinfo *ai = resolve(host, port, dtls, 1, err, errlen);
     if (ai == NULL)
         return -1;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol), one = 1;
+    struct sockaddr_storage addr;
+    socklen_t alen = (socklen_t)ai->ai_addrlen;
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    int fd = -1, one = 1;
+    if (dtls && !udp_port_free(ai, &addr, &alen))
+        goto fail;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0
         || (dtls && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || (!dtls && listen(fd, 128) != 0) || !nonblocking(fd)) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        || bind(fd, (struct sockaddr *)&addr, alen) != 0 || (!dtls && listen(fd, 128) != 0) || !nonblocking(fd))
+        goto fail;
+    freeaddrinfo(ai);
+    return fd;
+fail:
+    snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+int net_accept(int lfd, struct sockaddr_storage *sa, socklen_t *len)
+{
+    *len = sizeof *sa;
+    /* Non-blocking like the listener: the poll loops enforce the timeouts. */
+    int fd = accept(lfd, (struct sockaddr *)sa, len);
+    if (fd >= 0 && (!nonblocking(fd) || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)) {
+        close(fd);
         fd = -1;
     }
-    freeaddrinfo(ai);
     return fd;
 }
 
@@ -168,6 +212,7 @@ static int wait_io(SSL *ssl, int fd, int r, long long deadline, atomic_int *stop
 {
     int e = SSL_get_error(ssl, r);
     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        last_errno = e == SSL_ERROR_SYSCALL ? errno : 0;
         *out = r;
         return 0;
     }
