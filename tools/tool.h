@@ -14,6 +14,8 @@ int cmd_policy(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_csr(int argc, char **argv);
+int cmd_keyref(int argc, char **argv);
+
 
 /* An SSL_CTX for a role, ready for m2mtls associations: TS-0003 profile,
  * the policy's own credential, the verifier. VERSION 0 = any, 12 or 13 pins
