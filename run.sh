@@ -34,8 +34,7 @@ build() { # build DIR [cmake args...]  (BUILD_TARGET: one target instead of all)
 cmd_demo() {
   install_missing
   build build
-  # Until `m2mtls demo` exists (issue 4), the main job is the inspect example.
-  exec "$top/examples/inspect-demo.sh" "$top/build/tools/m2mtls" "$@"
+  exec "$top/build/tools/m2mtls" demo "$@"
 }
 
 cmd_test() {

@@ -18,6 +18,8 @@ static const char usage[] =
     "                 act as Entity A: establish the association with peer ID\n"
     "  csr --key KEY (--cse-fqdn NAME | --ae-id //SP/CSE/AE) [--out FILE]\n"
     "                 certificate signing request with the TS-0003 subjectAltName\n"
+    "  demo [--keep DIR]\n"
+    "                 TS-0003 end to end: keys in a token, B and A over TLS and DTLS\n"
     "  keyref --list | --uri URI --out FILE | --show FILE | --generate ...\n"
     "                 key references, and the keys and certificates of a token\n"
     "  serve --policy FILE [--listen HOST:PORT] [--dtls] [--once] [--json]\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
         return cmd_connect(argc - 1, argv + 1);
     if (strcmp(cmd, "csr") == 0)
         return cmd_csr(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0)
+        return cmd_demo(argc - 1, argv + 1);
     if (strcmp(cmd, "keyref") == 0)
         return cmd_keyref(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)

@@ -15,6 +15,7 @@ int cmd_connect(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_csr(int argc, char **argv);
 int cmd_keyref(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 
 /* An SSL_CTX for a role, ready for m2mtls associations: TS-0003 profile,
