@@ -3,13 +3,87 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/asn1.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
 #include "internal.h"
 
+#define KEYREF_PEM_LABEL "PKCS#11 PROVIDER URI"
+#define KEYREF_VERSION   "PKCS#11 Provider URI v1.0"
+
+/* The URI in a key reference file, or NULL with WHY. */
+char *m2_keyref_uri(const char *file, char *why, size_t why_len)
+{
+    BIO *b = BIO_new_file(file, "r");
+    char *name = NULL, *header = NULL, *uri = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    if (b == NULL || !PEM_read_bio(b, &name, &header, &data, &len)) {
+        snprintf(why, why_len, "%s: not a PEM file", file);
+        goto out;
+    }
+    if (strcmp(name, KEYREF_PEM_LABEL) != 0) {
+        snprintf(why, why_len, "%s: PEM label is '%s', not '%s'", file, name, KEYREF_PEM_LABEL);
+        goto out;
+    }
+    const unsigned char *p = data;
+    STACK_OF(ASN1_TYPE) *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
+    const ASN1_TYPE *v = seq && sk_ASN1_TYPE_num(seq) == 2 ? sk_ASN1_TYPE_value(seq, 0) : NULL;
+    const ASN1_TYPE *u = v ? sk_ASN1_TYPE_value(seq, 1) : NULL;
+    if (v == NULL || u == NULL || v->type != V_ASN1_VISIBLESTRING || u->type != V_ASN1_UTF8STRING
+        || ASN1_STRING_length(v->value.asn1_string) != (int)strlen(KEYREF_VERSION)
+        || memcmp(ASN1_STRING_get0_data(v->value.asn1_string), KEYREF_VERSION, strlen(KEYREF_VERSION)) != 0
+        || memchr(ASN1_STRING_get0_data(u->value.asn1_string), '\0', (size_t)ASN1_STRING_length(u->value.asn1_string))) {
+        snprintf(why, why_len, "%s: not a '%s' structure", file, KEYREF_VERSION);
+    } else {
+        uri = OPENSSL_strndup((const char *)ASN1_STRING_get0_data(u->value.asn1_string),
+                              (size_t)ASN1_STRING_length(u->value.asn1_string));
+    }
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+out:
+    ERR_clear_error();
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    BIO_free(b);
+    return uri;
+}
+
 /* A file, a key reference PEM or a pkcs11: URI: OSSL_STORE reaches all three,
  * the last two through the m2mtls provider when openssl.cnf loads it. */
+/* OpenSSL's decoders drop the provider's error when a key reference fails
+ * to load ("STORE routines: unsupported"). Asking the URI itself brings the
+ * real reason back ("C_Login: CKR_PIN_INCORRECT"); the provider never
+ * presents a refused PIN twice, so this costs the token no login attempt. */
+static void explain_keyref_failure(const char *ref, char *why, size_t why_len)
+{
+    char tmp[64];
+    char *uri = strncmp(ref, "pkcs11:", 7) != 0 ? m2_keyref_uri(ref, tmp, sizeof tmp) : NULL;
+    if (uri == NULL)
+        return;
+    ERR_clear_error();
+    OSSL_STORE_CTX *store = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
+    OSSL_STORE_INFO *info = NULL;
+    if (store != NULL) {
+        OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
+        info = OSSL_STORE_load(store);
+    }
+    if (info == NULL && ERR_peek_error() != 0) {
+        size_t n = strlen(why);
+        snprintf(why + n, why_len - n, " (key reference to %s: ", uri);
+        n = strlen(why);
+        m2_openssl_reason(why + n, why_len - n);
+        n = strlen(why);
+        snprintf(why + n, why_len - n, ")");
+    }
+    OSSL_STORE_INFO_free(info);
+    OSSL_STORE_close(store);
+    ERR_clear_error();
+    OPENSSL_free(uri);
+}
+
 EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why, size_t why_len)
 {
     /* A path that is not there: say so, rather than OSSL_STORE's "unregistered scheme". */
@@ -42,6 +116,7 @@ EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_dat
         m2_openssl_reason(why, why_len);
         if (store != NULL && strstr(why, "unknown OpenSSL error") != NULL)
             snprintf(why, why_len, "no private key found there");
+        explain_keyref_failure(ref, why, why_len);
     }
     return key;
 }

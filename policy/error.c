@@ -23,15 +23,32 @@ void m2_set_error(const char *fmt, ...)
     va_end(ap);
 }
 
+/* The whole error queue, root cause first: a provider's "C_Login:
+ * CKR_PIN_INCORRECT" comes before the generic "STORE routines::unsupported"
+ * that OpenSSL adds on top of it, and both are worth reading. */
 void m2_openssl_reason(char *buf, size_t len)
 {
-    unsigned long e = ERR_peek_last_error();
     if (len == 0)
         return;
-    if (e == 0)
+    buf[0] = '\0';
+    size_t used = 0;
+    const char *data = NULL;
+    int flags = 0, shown = 0;
+    unsigned long e;
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        if (shown++ >= 4 || used + 4 >= len)
+            continue;
+        const char *lib = ERR_lib_error_string(e), *reason = ERR_reason_error_string(e);
+        int n = snprintf(buf + used, len - used, "%s%s%s%s%s%s", used ? "; " : "", lib ? lib : "",
+                         lib ? ": " : "", reason ? reason : "error",
+                         (flags & ERR_TXT_STRING) && data && *data ? ": " : "",
+                         (flags & ERR_TXT_STRING) && data ? data : "");
+        used += n > 0 ? (size_t)n : 0;
+        if (used >= len)
+            used = len - 1;
+    }
+    if (shown == 0)
         snprintf(buf, len, "unknown OpenSSL error");
-    else
-        ERR_error_string_n(e, buf, len);
     ERR_clear_error();
 }
 

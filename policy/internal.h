@@ -196,6 +196,9 @@ M2_HIDDEN char *m2_strdup(const char *s);
 
 /* credential.c: a private key from a file, a key reference PEM or a pkcs11:
  * URI, through OSSL_STORE (the m2mtls provider serves the last two). */
+/* The URI of a key reference PEM file ('PKCS#11 PROVIDER URI'), or NULL
+ * with WHY; OPENSSL_free it. */
+M2_HIDDEN char *m2_keyref_uri(const char *file, char *why, size_t why_len);
 M2_HIDDEN EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why,
                                         size_t why_len);
 

@@ -7,12 +7,14 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include "internal.h"
 #include "p11.h"
 #include "tool.h"
 
 #define KEYREF_PEM_LABEL "PKCS#11 PROVIDER URI"
 #define KEYREF_VERSION   "PKCS#11 Provider URI v1.0"
+
 
 static const char usage[] =
     "usage: m2mtls keyref --list [--module PATH] [--pin PIN] [--json]\n"
@@ -28,7 +30,8 @@ static const char usage[] =
     "  --show         what a key reference points to, and whether the key is reachable\n"
     "                 now (through the provider; exit 1 when it is not)\n"
     "  --generate     an EC P-256 key pair generated inside the token LABEL: the private\n"
-    "                 key is sensitive and never extractable; prints its URI\n"
+    "                 key is sensitive and never extractable; prints its URI (the CKA_ID\n"
+    "                 is --id HEX, else random)\n"
     "  --module PATH  the PKCS#11 module (default $M2MTLS_PKCS11_MODULE, else SoftHSM)\n"
     "  --pin PIN      the token's user PIN ('file:PATH' reads it from a file)\n";
 
@@ -63,44 +66,6 @@ static int write_keyref(const char *uri, const char *out)
     return ok;
 }
 
-/* The URI in a key reference file, or NULL with WHY. */
-static char *read_keyref(const char *file, char *why, size_t why_len)
-{
-    BIO *b = BIO_new_file(file, "r");
-    char *name = NULL, *header = NULL, *uri = NULL;
-    unsigned char *data = NULL;
-    long len = 0;
-    if (b == NULL || !PEM_read_bio(b, &name, &header, &data, &len)) {
-        snprintf(why, why_len, "%s: not a PEM file", file);
-        goto out;
-    }
-    if (strcmp(name, KEYREF_PEM_LABEL) != 0) {
-        snprintf(why, why_len, "%s: PEM label is '%s', not '%s'", file, name, KEYREF_PEM_LABEL);
-        goto out;
-    }
-    const unsigned char *p = data;
-    STACK_OF(ASN1_TYPE) *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
-    const ASN1_TYPE *v = seq && sk_ASN1_TYPE_num(seq) == 2 ? sk_ASN1_TYPE_value(seq, 0) : NULL;
-    const ASN1_TYPE *u = v ? sk_ASN1_TYPE_value(seq, 1) : NULL;
-    if (v == NULL || u == NULL || v->type != V_ASN1_VISIBLESTRING || u->type != V_ASN1_UTF8STRING
-        || ASN1_STRING_length(v->value.asn1_string) != (int)strlen(KEYREF_VERSION)
-        || memcmp(ASN1_STRING_get0_data(v->value.asn1_string), KEYREF_VERSION, strlen(KEYREF_VERSION)) != 0
-        || memchr(ASN1_STRING_get0_data(u->value.asn1_string), '\0', (size_t)ASN1_STRING_length(u->value.asn1_string))) {
-        snprintf(why, why_len, "%s: not a '%s' structure", file, KEYREF_VERSION);
-    } else {
-        uri = OPENSSL_strndup((const char *)ASN1_STRING_get0_data(u->value.asn1_string),
-                              (size_t)ASN1_STRING_length(u->value.asn1_string));
-    }
-    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-out:
-    ERR_clear_error();
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
-    BIO_free(b);
-    return uri;
-}
-
 static void describe_key(EVP_PKEY *key, char *buf, size_t len)
 {
     char group[64] = "";
@@ -112,7 +77,7 @@ static void describe_key(EVP_PKEY *key, char *buf, size_t len)
 static int show(const char *file, int json)
 {
     char why[512];
-    char *uri = read_keyref(file, why, sizeof why);
+    char *uri = m2_keyref_uri(file, why, sizeof why);
     if (uri == NULL) {
         fprintf(stderr, "m2mtls keyref: %s\n", why);
         return EXIT_USAGE;
@@ -242,6 +207,15 @@ int cmd_keyref(int argc, char **argv)
     if (id != NULL && !parse_hex(id, idb, sizeof idb, &idn)) {
         fprintf(stderr, "m2mtls keyref: --id %s: expected an even number of hex digits (at most 128)\n", id);
         return EXIT_USAGE;
+    }
+    /* Without --id, a random CKA_ID: it is what ties the private key to its
+     * public key and certificate in the token. */
+    if (gen && id == NULL) {
+        idn = 8;
+        if (RAND_bytes(idb, (int)idn) != 1) {
+            fprintf(stderr, "m2mtls keyref: no randomness for a key id\n");
+            return EXIT_USAGE;
+        }
     }
     p11 m;
     const char *mod = p11_default_module(module);

@@ -1,0 +1,100 @@
+#!/bin/sh
+# `m2mtls keyref` and `m2mtls csr` with keys in a real SoftHSM token, as a
+# user runs them: generate, list, write and show key references (reachable,
+# wrong PIN, missing token), a CSR signed inside the token, bad arguments.
+# usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-m2mtls.so
+set -u
+M2MTLS=${1:?usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-provider}
+PROVIDER=${2:?usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-provider}
+MODULE=/usr/lib/softhsm/libsofthsm2.so
+[ -r "$MODULE" ] || { echo "SoftHSM is not installed ($MODULE): apt-get install softhsm2"; exit 1; }
+command -v softhsm2-util >/dev/null || { echo "softhsm2-util not found: apt-get install softhsm2"; exit 1; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/m2mtls-keyref-XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; sed 's/^/    out: /' "$T/out" "$T/err" 2>/dev/null | head -20; }
+run() { "$M2MTLS" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+expect() { # DESCRIPTION WANT-RC [TEXT-IN-OUTPUT]
+    if [ "$rc" -ne "$2" ]; then fail "$1: exit $rc, expected $2"; return; fi
+    if [ -n "${3:-}" ] && ! grep -qF -- "$3" "$T/out" "$T/err"; then fail "$1: no '$3' in the output"; return; fi
+    ok
+}
+
+mkdir "$T/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$T" >"$T/softhsm2.conf"
+export SOFTHSM2_CONF="$T/softhsm2.conf"
+softhsm2-util --init-token --free --label kr --pin 1234 --so-pin 5678 >/dev/null || { echo "cannot init a token"; exit 1; }
+conf() { # FILE PIN
+    cat >"$1" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+m2mtls = m2mtls_sect
+[default_sect]
+activate = 1
+[m2mtls_sect]
+module = $PROVIDER
+pkcs11-module-path = $MODULE
+pkcs11-module-token-pin = $2
+activate = 1
+CNF
+}
+conf "$T/good.cnf" 1234
+conf "$T/badpin.cnf" 9999
+
+run keyref --generate --token kr --label cse-b --id 0b --pin 1234
+expect "generate a key in the token" 0 "pkcs11:token=kr;object=cse-b;id=%0B;type=private"
+run keyref --generate --token nosuch --label x --pin 1234
+expect "generate in a missing token" 2 "no token labelled 'nosuch'"
+run keyref --generate --token kr --label y --pin 0000
+expect "generate with a wrong PIN" 2 "C_Login: CKR_PIN_INCORRECT"
+run keyref --list
+expect "list without PIN shows the public key" 0 "pkcs11:token=kr;object=cse-b;id=%0B;type=public"
+if grep -q "type=private" "$T/out"; then fail "list without PIN must not show private keys"; else ok; fi
+echo 1234 >"$T/pin"
+run keyref --list --pin "file:$T/pin"
+expect "list with PIN (from a file) shows the private key" 0 "pkcs11:token=kr;object=cse-b;id=%0B;type=private"
+run keyref --list --pin 1234 --json
+if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["tokens"][0]["token"]=="kr"; assert any(o["type"]=="private" for o in d["tokens"][0]["objects"])' <"$T/out"; then ok; else fail "list --json"; fi
+run keyref --list --module /nonexistent/module.so
+expect "list with a missing module" 2 "cannot load the PKCS#11 module /nonexistent/module.so"
+
+run keyref --uri 'pkcs11:token=kr;object=cse-b;type=private' --out "$T/cse-b.pem"
+expect "write a key reference" 0 "wrote"
+if grep -q "BEGIN PKCS#11 PROVIDER URI" "$T/cse-b.pem"; then ok; else fail "key reference PEM label"; fi
+OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem"
+expect "show: reachable through the provider" 0 "reachable: yes, EC prime256v1, 256 bits"
+OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem" --json
+if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["reachable"] is True and d["uri"].startswith("pkcs11:")' <"$T/out"; then ok; else fail "show --json"; fi
+OPENSSL_CONF=$T/badpin.cnf run keyref --show "$T/cse-b.pem"
+expect "show with a wrong PIN: not reachable, and why" 1 "CKR_PIN_INCORRECT"
+run keyref --uri 'pkcs11:token=gone;object=cse-b;type=private' --out "$T/gone.pem"
+OPENSSL_CONF=$T/good.cnf run keyref --show "$T/gone.pem"
+expect "show a reference to a missing token" 1 "reachable: no"
+printf 'not a pem\n' >"$T/junk.pem"
+run keyref --show "$T/junk.pem"
+expect "show a file that is not a key reference" 2 "not a PEM file"
+run keyref --show "$T/good.cnf"
+expect "show a missing-label file" 2 "not a PEM file"
+run keyref --uri 'http://x' --out "$T/x.pem"
+expect "--uri must be pkcs11:" 2 "pkcs11:"
+run keyref --list --show "$T/cse-b.pem"
+expect "two modes at once" 2 "exactly one of"
+run keyref --generate --token kr --label z --id 0g --pin 1234
+expect "bad --id" 2 "hex digits"
+run keyref --help
+expect "keyref --help" 0 "--generate"
+
+OPENSSL_CONF=$T/good.cnf run csr --key "$T/cse-b.pem" --cse-fqdn in-cse.sp.example.com --out "$T/b.csr"
+expect "csr signed inside the token" 0
+if openssl req -in "$T/b.csr" -noout -verify 2>&1 | grep -q "verify OK" && openssl req -in "$T/b.csr" -noout -text | grep -q "DNS:in-cse.sp.example.com"; then ok; else fail "the CSR verifies and carries the dNSName"; fi
+OPENSSL_CONF=$T/good.cnf run csr --key 'pkcs11:token=kr;object=cse-b;type=private' --ae-id //sp.example.com/in-cse/Cx
+expect "csr with a pkcs11: URI" 0 "BEGIN CERTIFICATE REQUEST"
+OPENSSL_CONF=$T/badpin.cnf run csr --key "$T/cse-b.pem" --cse-fqdn a.example.com
+expect "csr with a wrong PIN" 2 "CKR_PIN_INCORRECT"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
