@@ -8,6 +8,8 @@
 struct m2_ctx_state {
     pthread_mutex_t lock;     /* guards `policy` (the pointer, not the policy) */
     m2mtls_policy  *policy;
+    SSL_client_hello_cb_fn app_hello;  /* the application's, run before ours */
+    void           *app_hello_arg;
 };
 
 static int ctx_index = -1;
@@ -103,6 +105,12 @@ static int verify_hook(X509_STORE_CTX *xs, void *arg)
  * certificate even if the application changed the verify mode later. */
 static int hello_hook(SSL *ssl, int *alert, void *arg)
 {
+    m2_ctx_state *st = arg;
+    if (st->app_hello != NULL) {
+        int r = st->app_hello(ssl, alert, st->app_hello_arg);
+        if (r != SSL_CLIENT_HELLO_SUCCESS)
+            return r;
+    }
     m2_conn *c = m2_conn_get(ssl, 1);
     if (c == NULL) {
         *alert = SSL_AD_INTERNAL_ERROR;
@@ -179,5 +187,17 @@ int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p)
     st->policy = p;
     pthread_mutex_unlock(&st->lock);
     m2mtls_policy_free(old);
+    return 1;
+}
+
+int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
+{
+    m2_ctx_state *st = m2_ctx_state_get(ctx);
+    if (st == NULL) {
+        m2_set_error("m2mtls_ctx_set_client_hello_cb: m2mtls_ctx_install was not called on this context");
+        return 0;
+    }
+    st->app_hello = cb;
+    st->app_hello_arg = arg;
     return 1;
 }

@@ -184,6 +184,54 @@ static void expect_labels(const hs_side *s, const hs_side *c)
     assert_null(c->reason);
 }
 
+/* ---- the application's client hello callback, chained ------------------------ */
+
+static atomic_int hello_calls;
+
+static int app_hello(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    atomic_fetch_add(&hello_calls, 1);
+    if (arg != NULL) { /* refuse, the way an application may */
+        *alert = SSL_AD_ACCESS_DENIED;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Registered with m2mtls_ctx_set_client_hello_cb, the application's callback
+ * runs on every ClientHello, the association and its labels are as without it, and a
+ * refusal from it ends the handshake. */
+static void test_app_client_hello_chained(void **state)
+{
+    (void)state;
+    for (int refuse = 0; refuse < 2; refuse++) {
+        SSL_CTX *sctx = ctx_with(1, &TLS13, "srv.policy");
+        SSL_CTX *cctx = ctx_with(0, &TLS13, "cli.policy");
+        assert_int_equal(m2mtls_ctx_set_client_hello_cb(sctx, app_hello, refuse ? (void *)1 : NULL), 1);
+        atomic_store(&hello_calls, 0);
+        hs_side s, c;
+        run(sctx, cctx, &TLS13, "/CSE-SRV", NULL, &s, &c);
+        assert_true(atomic_load(&hello_calls) >= 1);
+        if (refuse) {
+            assert_false(s.handshake_ok);
+            assert_null(s.peer_id);
+        } else {
+            expect_ok(&TLS13, &s, &c);
+            expect_labels(&s, &c);
+        }
+        hs_side_clear(&s);
+        hs_side_clear(&c);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+    /* Only on a context m2mtls_ctx_install prepared. */
+    SSL_CTX *plain = SSL_CTX_new(TLS_server_method());
+    assert_int_equal(m2mtls_ctx_set_client_hello_cb(plain, app_hello, NULL), 0);
+    assert_contains(m2mtls_last_error(), "m2mtls_ctx_install");
+    SSL_CTX_free(plain);
+}
+
 /* ---- full handshakes --------------------------------------------------------- */
 
 static void full_handshake(const mode *m, const char *cipher, int version)
@@ -713,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_app_callback_before_install),
         cmocka_unit_test(test_app_callback_after_install),
         cmocka_unit_test(test_app_callback_refuses),
+        cmocka_unit_test(test_app_client_hello_chained),
         cmocka_unit_test(test_client_chain_from_cert_file),
         cmocka_unit_test(test_peers_from_cert_handshake),
         cmocka_unit_test(test_set_policy_full_handshakes),

@@ -81,6 +81,10 @@ M2MTLS_API int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p);
 /* Atomically replaces the policy of a context already installed; handshakes
  * already started finish with the policy they started with. 1 ok, 0 error. */
 M2MTLS_API int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p);
+/* Servers: m2mtls_ctx_install uses OpenSSL's client hello callback. An
+ * application that needs its own registers it here instead (before it
+ * serves); it runs first, and m2mtls's part runs when it returns success. */
+M2MTLS_API int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg);
 /* Loads the policy's `cert` (leaf + chain) and `key` (PEM file, key
  * reference PEM or pkcs11: URI, through OSSL_STORE) into CTX. 1 ok, 0 error. */
 M2MTLS_API int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p);
