@@ -1,0 +1,258 @@
+/* libm2mtls-preload.so: the m2mtls policy for unmodified servers.
+ *
+ *   LD_PRELOAD=libm2mtls-preload.so M2MTLS_POLICY=/etc/m2mtls/in-cse.policy server ...
+ *
+ * Every SSL_CTX the program creates gets m2mtls_ctx_install() with the policy;
+ * the program's own verify callback still runs (inside m2mtls's verification),
+ * its client hello and info callbacks are chained, and every server-side
+ * connection is logged once: the bound peer identity, or why it was refused
+ * (M2MTLS_LOG=stderr, the default, or syslog). Security decisions fail
+ * closed: without a loadable policy, no SSL_CTX is created at all. */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <m2mtls/policy.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef void (*info_cb_fn)(const SSL *, int, int);
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static m2mtls_policy *policy;
+static int use_syslog;
+static int ctx_index = -1, ssl_index = -1;
+/* Calls made by m2mtls itself (or by libssl inside an interposed call) go
+ * straight to OpenSSL. */
+static _Thread_local int inside;
+
+/* OpenSSL's own functions, found behind this library (RTLD_NEXT). */
+static struct {
+    SSL_CTX *(*ctx_new)(const SSL_METHOD *);
+    SSL_CTX *(*ctx_new_ex)(OSSL_LIB_CTX *, const char *, const SSL_METHOD *);
+    void (*ctx_free)(SSL_CTX *);
+    void (*ctx_set_verify)(SSL_CTX *, int, SSL_verify_cb);
+    void (*set_verify)(SSL *, int, SSL_verify_cb);
+    void (*ctx_set_cert_verify_callback)(SSL_CTX *, int (*)(X509_STORE_CTX *, void *), void *);
+    void (*ctx_set_client_hello_cb)(SSL_CTX *, SSL_client_hello_cb_fn, void *);
+    void (*ctx_set_info_callback)(SSL_CTX *, info_cb_fn);
+} ossl;
+static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+
+static void *real(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (f == NULL) {
+        fprintf(stderr, "m2mtls-preload: %s not found in the program's OpenSSL\n", name);
+        abort(); /* nothing sensible can run without it */
+    }
+    return f;
+}
+
+static void resolve(void)
+{
+    *(void **)&ossl.ctx_new = real("SSL_CTX_new");
+    *(void **)&ossl.ctx_new_ex = real("SSL_CTX_new_ex");
+    *(void **)&ossl.ctx_free = real("SSL_CTX_free");
+    *(void **)&ossl.ctx_set_verify = real("SSL_CTX_set_verify");
+    *(void **)&ossl.set_verify = real("SSL_set_verify");
+    *(void **)&ossl.ctx_set_cert_verify_callback = real("SSL_CTX_set_cert_verify_callback");
+    *(void **)&ossl.ctx_set_client_hello_cb = real("SSL_CTX_set_client_hello_cb");
+    *(void **)&ossl.ctx_set_info_callback = real("SSL_CTX_set_info_callback");
+}
+
+#define OSSL() pthread_once(&resolved, resolve)
+
+static void plog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void plog(int prio, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (use_syslog)
+        syslog(prio, "%s", line);
+    else
+        fprintf(stderr, "m2mtls: %s\n", line);
+}
+
+static void load_policy(void)
+{
+    const char *log = getenv("M2MTLS_LOG");
+    use_syslog = log != NULL && strcmp(log, "syslog") == 0;
+    if (use_syslog)
+        openlog("m2mtls", LOG_PID, LOG_AUTH);
+    else if (log != NULL && *log && strcmp(log, "stderr") != 0)
+        fprintf(stderr, "m2mtls: M2MTLS_LOG=%s is neither stderr nor syslog: using stderr\n", log);
+    ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    const char *path = getenv("M2MTLS_POLICY");
+    if (path == NULL || *path == '\0') {
+        plog(LOG_ERR, "M2MTLS_POLICY is not set: no TLS context will be created");
+        return;
+    }
+    policy = m2mtls_policy_load(path);
+    if (policy == NULL)
+        plog(LOG_ERR, "%s: no TLS context will be created", m2mtls_last_error());
+    else
+        plog(LOG_INFO, "policy %s loaded: %zu peers", path, m2mtls_policy_peer_count(policy));
+}
+
+/* ---- logging, once per connection ------------------------------------------ */
+
+static const char *client_of(const SSL *ssl, char *buf, size_t len)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    int fd = SSL_get_fd(ssl);
+    char ip[INET6_ADDRSTRLEN] = "-";
+    snprintf(buf, len, "-");
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &sl) != 0)
+        return buf;
+    if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
+        snprintf(buf, len, "%s:%u", inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip), ntohs(a->sin_port));
+    } else if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
+        snprintf(buf, len, "[%s]:%u", inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip), ntohs(a->sin6_port));
+    }
+    return buf;
+}
+
+static void log_connection(const SSL *ssl, const char *alert)
+{
+    if (SSL_get_ex_data(ssl, ssl_index) != NULL)
+        return;
+    SSL_set_ex_data((SSL *)ssl, ssl_index, (void *)1); /* one line per connection */
+    char client[80];
+    const char *peer = alert == NULL ? m2mtls_ssl_peer_id(ssl) : NULL;
+    if (peer != NULL) {
+        const char *local = m2mtls_ssl_local_id(ssl), *name = m2mtls_ssl_peer_cert_name(ssl);
+        const char *anchor = m2mtls_ssl_anchor(ssl);
+        plog(LOG_INFO, "accepted client=%s peer=%s local=%s name=%s anchor=%s protocol=%s resumed=%s",
+             client_of(ssl, client, sizeof client), peer, local ? local : "-", name ? name : "-",
+             anchor ? anchor : "-", SSL_get_version(ssl), SSL_session_reused(ssl) ? "yes" : "no");
+        return;
+    }
+    const char *why = m2mtls_ssl_reject_reason(ssl);
+    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", client_of(ssl, client, sizeof client),
+         why ? why : "no peer identity was bound", alert ? " alert=" : "", alert ? alert : "");
+}
+
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+    info_cb_fn app = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
+    if (app != NULL)
+        app(ssl, where, ret);
+    if (!SSL_is_server(ssl))
+        return;
+    if (where & SSL_CB_HANDSHAKE_DONE)
+        log_connection(ssl, NULL);
+    else if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl))
+        log_connection(ssl, SSL_alert_desc_string_long(ret));
+}
+
+/* ---- the interposed OpenSSL functions ---------------------------------------------- */
+
+/* A context the program just created: the policy goes on it, or it goes. */
+static SSL_CTX *prepare(SSL_CTX *ctx)
+{
+    if (ctx == NULL || inside)
+        return ctx;
+    pthread_once(&once, load_policy);
+    if (policy == NULL) { /* fail closed: no policy, no TLS */
+        ossl.ctx_free(ctx);
+        return NULL;
+    }
+    inside++;
+    int ok = m2mtls_ctx_install(ctx, policy);
+    if (ok)
+        ossl.ctx_set_info_callback(ctx, info_cb);
+    inside--;
+    if (!ok) {
+        plog(LOG_ERR, "cannot install the policy on a TLS context: %s", m2mtls_last_error());
+        ossl.ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Is this a context m2mtls governs, and is the call the program's own? */
+static int governed(const SSL_CTX *ctx)
+{
+    return !inside && ctx != NULL && policy != NULL && SSL_CTX_get_info_callback((SSL_CTX *)ctx) == info_cb;
+}
+
+EXPORT SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
+{
+    OSSL();
+    inside++;
+    SSL_CTX *ctx = ossl.ctx_new(method);
+    inside--;
+    return prepare(ctx);
+}
+
+EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq, const SSL_METHOD *method)
+{
+    OSSL();
+    inside++;
+    SSL_CTX *ctx = ossl.ctx_new_ex(libctx, propq, method);
+    inside--;
+    return prepare(ctx);
+}
+
+/* The program's verify callback is kept (it runs inside m2mtls's checks);
+ * the requirement of a peer certificate is not given up. */
+EXPORT void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb cb)
+{
+    OSSL();
+    if (governed(ctx))
+        mode |= SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    ossl.ctx_set_verify(ctx, mode, cb);
+}
+
+EXPORT void SSL_set_verify(SSL *ssl, int mode, SSL_verify_cb cb)
+{
+    OSSL();
+    if (ssl != NULL && governed(SSL_get_SSL_CTX(ssl)))
+        mode |= SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    ossl.set_verify(ssl, mode, cb);
+}
+
+/* Replacing the chain verification would switch the policy off: refused. */
+EXPORT void SSL_CTX_set_cert_verify_callback(SSL_CTX *ctx, int (*cb)(X509_STORE_CTX *, void *), void *arg)
+{
+    OSSL();
+    if (governed(ctx)) {
+        plog(LOG_WARNING, "the program's certificate verification callback is not installed: m2mtls verifies");
+        return;
+    }
+    ossl.ctx_set_cert_verify_callback(ctx, cb, arg);
+}
+
+EXPORT void SSL_CTX_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
+{
+    OSSL();
+    if (governed(ctx)) {
+        m2mtls_ctx_set_client_hello_cb(ctx, cb, arg); /* runs before m2mtls's */
+        return;
+    }
+    ossl.ctx_set_client_hello_cb(ctx, cb, arg);
+}
+
+EXPORT void SSL_CTX_set_info_callback(SSL_CTX *ctx, info_cb_fn cb)
+{
+    OSSL();
+    if (governed(ctx)) {
+        SSL_CTX_set_ex_data(ctx, ctx_index, (void *)cb); /* called from ours */
+        return;
+    }
+    ossl.ctx_set_info_callback(ctx, cb);
+}
