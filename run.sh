@@ -11,7 +11,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Every Debian package the build, the demo and the tests use.
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
-          softhsm2 opensc valgrind clang libclang-rt-dev python3)
+          softhsm2 opensc valgrind clang libclang-rt-dev python3
+          nginx mosquitto)
 
 install_missing() {
   local missing=()

@@ -1,0 +1,158 @@
+#!/bin/sh
+# libm2mtls-preload.so in unmodified servers: openssl s_server, nginx and
+# mosquitto, started by this test on free loopback ports with
+#   LD_PRELOAD=libm2mtls-preload.so M2MTLS_POLICY=server.policy
+# An authorized client gets through (log: "m2mtls: accepted ... peer=ID"),
+# an unauthorized one is refused with its reason, the server keeps running
+# and accepts the next good client; the server's own verify callback still
+# runs (s_server prints its "depth=" lines); without a valid policy the
+# server does not serve TLS at all.
+# usage: test_preload.sh PATH-TO-libm2mtls-preload.so
+set -u
+PRELOAD=${1:?usage: test_preload.sh PATH-TO-libm2mtls-preload.so}
+case $PRELOAD in /*) ;; *) PRELOAD=$PWD/$PRELOAD ;; esac
+PATH=$PATH:/usr/sbin:/sbin
+for c in openssl nginx mosquitto python3 timeout; do
+    command -v "$c" >/dev/null 2>&1 || { echo "FAIL: '$c' not found (Debian packages: openssl nginx mosquitto python3)"; echo "0 passed, 1 failed"; exit 1; }
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/m2mtls-preload-XXXXXX") || exit 1
+chmod 755 "$T"
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    if [ -n "${KEEP_T:-}" ]; then echo "files kept in $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; for f in "$T"/*.log "$T"/nginx/error.log; do [ -f "$f" ] && sed "s|^|    $(basename "$f"): |" "$f" | tail -n 15; done; }
+OPENSSL_CONF=/dev/null   # the test's own openssl commands: plain OpenSSL
+export OPENSSL_CONF
+cd "$T" || exit 1
+
+# ---- PKI: a CSE root for the server, an AE root for clients, a look-alike ---------------
+gen() { openssl "$@" >/dev/null 2>&1 || { echo "FAIL: openssl $*"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }; }
+EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+root() { gen req -x509 $EC -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" -days 10 \
+           -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign; }
+leaf() { # NAME CN SAN ISSUER
+    gen req -new $EC -keyout "$1.key" -out "$1.csr" -subj "/CN=$2"
+    printf 'subjectAltName=%s\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' "$3" >"$1.ext"
+    gen x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial -days 5 -extfile "$1.ext" -out "$1.pem"
+}
+root cse-root "CSE Root"; root ae-root "AE Root"; root fake-root "AE Root"
+leaf server in-cse "DNS:in-cse.sp.example.com" cse-root
+leaf good Csensor7 "URI://sp.example.com/in-cse/Csensor7" ae-root
+leaf other Cother "URI://sp.example.com/in-cse/Cother" ae-root
+leaf forged Csensor7 "URI://sp.example.com/in-cse/Csensor7" fake-root
+chmod 644 ./*
+printf 'local-id /in-cse\nanchor ae-root %s/ae-root.pem\npeer //sp.example.com/in-cse/Csensor7 uri://sp.example.com/in-cse/Csensor7 ae-root\n' "$T" >server.policy
+printf 'anchor ae-root %s/ae-root.pem\npeer /x dns:*.example.com ae-root\n' "$T" >broken.policy
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { # PORT: up to 10 s
+    i=0
+    while [ $i -lt 100 ]; do
+        python3 -c "import socket,sys;s=socket.socket();s.settimeout(0.2);sys.exit(s.connect_ex(('127.0.0.1',$1)))" && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+# client NAME PORT: a TLS handshake presenting NAME's certificate
+client() {
+    timeout 10 openssl s_client -connect "127.0.0.1:$2" -cert "$1.pem" -key "$1.key" -CAfile cse-root.pem \
+        </dev/null >"client-$1.out" 2>&1
+}
+# until_log LOG TEXT: wait up to 5 s for TEXT in LOG
+until_log() {
+    i=0
+    while [ $i -lt 50 ]; do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; i=$((i + 1)); done
+    return 1
+}
+count() { grep -c "$2" "$1" 2>/dev/null || true; }
+check_server() { # NAME LOG PORT
+    client good "$3"
+    if until_log "$2" "m2mtls: accepted client=127.0.0.1:" && grep -q "peer=//sp.example.com/in-cse/Csensor7 local=/in-cse" "$2"; then ok; else fail "$1: the authorized client is accepted and logged"; fi
+    client other "$3"
+    if until_log "$2" "reason=\"no association matches the certificate's names [uri://sp.example.com/in-cse/Cother]\""; then ok; else fail "$1: an unknown name is refused with its reason"; fi
+    client forged "$3"
+    if until_log "$2" "fails its Root of Trust: anchor 'ae-root'"; then ok; else fail "$1: a look-alike root is refused with its reason"; fi
+    n=$(count "$2" "m2mtls: accepted")
+    client good "$3"
+    i=0; while [ $i -lt 50 ] && [ "$(count "$2" "m2mtls: accepted")" -le "$n" ]; do sleep 0.1; i=$((i + 1)); done
+    if [ "$(count "$2" "m2mtls: accepted")" -gt "$n" ]; then ok; else fail "$1: still serves after the refusals"; fi
+    # (the test's own port probe is a connection too, and is logged as a refusal
+    # without a certificate: only the two certificate refusals are counted here)
+    refusals=$(count "$2" 'm2mtls: refused client=127\.0\.0\.1:[0-9]* reason="\(no association\|certificate \[\)')
+    if [ "$refusals" -eq 2 ]; then ok; else fail "$1: one line per refused connection (got $refusals)"; fi
+}
+
+# ---- openssl s_server -------------------------------------------------------------------
+P=$(port)
+# -www: s_server answers by itself and never reads its standard input
+LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/server.policy openssl s_server -accept "127.0.0.1:$P" -www \
+    -cert server.pem -key server.key -verify 1 </dev/null >s_server.log 2>&1 &
+PIDS="$PIDS $!"
+if wait_port "$P"; then ok; else fail "s_server starts with the preload"; fi
+check_server s_server s_server.log "$P"
+if grep -q "^depth=0 CN = Csensor7" s_server.log; then ok; else fail "s_server's own verify callback still runs"; fi
+if grep -qF "m2mtls: policy $T/server.policy loaded: 1 peers" s_server.log; then ok; else fail "the policy load is logged"; fi
+
+# no policy, or a broken one: no TLS at all (fails closed)
+P2=$(port)
+LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/broken.policy timeout 10 openssl s_server -accept "127.0.0.1:$P2" -www \
+    -cert server.pem -key server.key </dev/null >broken.log 2>&1
+if grep -qF "broken.policy:2: certificate name 'dns:*.example.com' contains '*'" broken.log \
+   && grep -q "no TLS context will be created" broken.log && ! grep -q "^ACCEPT" broken.log; then ok; else fail "a broken policy: FILE:LINE logged, no TLS context"; fi
+env -u M2MTLS_POLICY LD_PRELOAD="$PRELOAD" timeout 10 openssl s_server -accept "127.0.0.1:$P2" -www \
+    -cert server.pem -key server.key </dev/null >nopolicy.log 2>&1
+if grep -q "M2MTLS_POLICY is not set" nopolicy.log && ! grep -q "^ACCEPT" nopolicy.log; then ok; else fail "no M2MTLS_POLICY: logged, no TLS context"; fi
+
+# ---- nginx ----------------------------------------------------------------------------------
+P=$(port)
+mkdir -p nginx/tmp
+user=""; [ "$(id -u)" -eq 0 ] && user="user root;"
+cat >nginx/nginx.conf <<NGINX
+$user
+daemon off;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log info;
+events { worker_connections 64; }
+http {
+    access_log $T/nginx/access.log;
+    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
+    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
+    server {
+        listen 127.0.0.1:$P ssl;
+        ssl_certificate     $T/server.pem;
+        ssl_certificate_key $T/server.key;
+        ssl_verify_client   optional_no_ca;   # nginx asks for a certificate; m2mtls decides
+        location / { return 200 "hello \$ssl_client_s_dn\n"; }
+    }
+}
+NGINX
+LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/server.policy nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" >nginx.log 2>&1 &
+PIDS="$PIDS $!"
+if wait_port "$P"; then ok; else fail "nginx starts with the preload"; fi
+# nginx sends its stderr, and so the m2mtls lines, to its error log
+check_server nginx nginx/error.log "$P"
+reply=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -connect "127.0.0.1:$P" -cert good.pem -key good.key -quiet 2>/dev/null)
+if echo "$reply" | grep -q "hello CN=Csensor7"; then ok; else fail "nginx serves the authorized client (got: $reply)"; fi
+
+# ---- mosquitto ------------------------------------------------------------------------------
+P=$(port)
+muser=""; [ "$(id -u)" -eq 0 ] && muser="user root"
+printf '%s\nper_listener_settings true\nlistener %s 127.0.0.1\ncafile %s/ae-root.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\nrequire_certificate true\nallow_anonymous true\nlog_dest stderr\n' \
+    "$muser" "$P" "$T" "$T" "$T" >mosquitto.conf
+LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/server.policy mosquitto -c "$T/mosquitto.conf" >mosquitto.log 2>&1 &
+PIDS="$PIDS $!"
+if wait_port "$P"; then ok; else fail "mosquitto starts with the preload"; fi
+check_server mosquitto mosquitto.log "$P"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
