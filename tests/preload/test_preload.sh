@@ -112,6 +112,51 @@ env -u M2MTLS_POLICY LD_PRELOAD="$PRELOAD" timeout 10 openssl s_server -accept "
     -cert server.pem -key server.key </dev/null >nopolicy.log 2>&1
 if grep -q "M2MTLS_POLICY is not set" nopolicy.log && ! grep -q "^ACCEPT" nopolicy.log; then ok; else fail "no M2MTLS_POLICY: logged, no TLS context"; fi
 
+# ---- M2MTLS_LOG=syslog -------------------------------------------------------------------------
+# syslog(3) writes to /dev/log: in a private mount namespace, /dev is replaced by
+# a copy whose "log" is a socket of this test, so what the server sends to
+# syslog can be read (needs root: CI runs as root).
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+    P=$(port)
+    cat >syslog-recv.py <<'PY'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(float(sys.argv[3]))
+with open(sys.argv[2], "ab") as out:
+    try:
+        while True:
+            out.write(s.recv(65536) + b"\n")
+            out.flush()
+    except socket.timeout:
+        pass
+PY
+    unshare -m sh -c "
+        set -e
+        mkdir -p '$T/olddev' '$T/newdev'
+        mount --rbind /dev '$T/olddev'
+        mount -t tmpfs tmpfs '$T/newdev'
+        for n in null zero random urandom; do touch '$T/newdev/'\$n; mount --bind '$T/olddev/'\$n '$T/newdev/'\$n; done
+        python3 '$T/syslog-recv.py' '$T/newdev/log' '$T/syslog.txt' 4 &
+        sleep 0.3
+        mount --bind '$T/newdev' /dev
+        LD_PRELOAD='$PRELOAD' M2MTLS_POLICY='$T/server.policy' M2MTLS_LOG=syslog openssl s_server \
+            -accept 127.0.0.1:$P -www -cert '$T/server.pem' -key '$T/server.key' </dev/null >'$T/s_syslog.log' 2>&1 &
+        srv=\$!
+        sleep 0.5
+        timeout 5 openssl s_client -connect 127.0.0.1:$P -cert '$T/good.pem' -key '$T/good.key' </dev/null >/dev/null 2>&1 || true
+        timeout 5 openssl s_client -connect 127.0.0.1:$P -cert '$T/other.pem' -key '$T/other.key' </dev/null >/dev/null 2>&1 || true
+        sleep 0.5
+        kill \$srv
+        wait
+    " >syslog-ns.log 2>&1
+    if grep -q "m2mtls\[[0-9]*\]: accepted client=127.0.0.1:[0-9]* peer=//sp.example.com/in-cse/Csensor7" syslog.txt 2>/dev/null \
+       && grep -q "m2mtls\[[0-9]*\]: refused client=127.0.0.1:[0-9]* reason=\"no association" syslog.txt \
+       && ! grep -q "m2mtls: accepted" s_syslog.log; then ok; else fail "M2MTLS_LOG=syslog: the lines go to syslog, not stderr"; cat syslog-ns.log syslog.txt 2>/dev/null; fi
+else
+    echo "SKIP: M2MTLS_LOG=syslog check (needs root for a private mount namespace)"
+fi
+
 # ---- nginx ----------------------------------------------------------------------------------
 P=$(port)
 mkdir -p nginx/tmp
