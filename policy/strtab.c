@@ -111,20 +111,26 @@ static int index_grow(m2_index *ix, const void *owner, m2_index_key_fn key)
     return 1;
 }
 
-uint32_t m2_index_get(const m2_index *ix, const void *owner, m2_index_key_fn key,
-                      const char *k, size_t klen)
+/* The slot holding key K, or the empty slot where it would go. */
+static uint32_t probe(const m2_index *ix, const void *owner, m2_index_key_fn key, const char *k, size_t klen)
 {
-    if (ix->slots == NULL)
-        return M2_NONE;
     uint32_t s = (uint32_t)m2_hash(ix->seed, k, klen) & ix->mask;
     while (ix->slots[s] != 0) {
         size_t len;
         const char *have = key(owner, ix->slots[s] - 1, &len);
         if (len == klen && memcmp(have, k, len) == 0)
-            return ix->slots[s] - 1;
+            break;
         s = (s + 1) & ix->mask;
     }
-    return M2_NONE;
+    return s;
+}
+
+uint32_t m2_index_get(const m2_index *ix, const void *owner, m2_index_key_fn key,
+                      const char *k, size_t klen)
+{
+    if (ix->slots == NULL)
+        return M2_NONE;
+    return ix->slots[probe(ix, owner, key, k, klen)] - 1; /* empty slot: 0 - 1 == M2_NONE */
 }
 
 uint32_t m2_index_put(m2_index *ix, const void *owner, m2_index_key_fn key,
@@ -136,14 +142,9 @@ uint32_t m2_index_put(m2_index *ix, const void *owner, m2_index_key_fn key,
     }
     size_t klen;
     const char *k = key(owner, value, &klen);
-    uint32_t s = (uint32_t)m2_hash(ix->seed, k, klen) & ix->mask;
-    while (ix->slots[s] != 0) {
-        size_t len;
-        const char *have = key(owner, ix->slots[s] - 1, &len);
-        if (len == klen && memcmp(have, k, len) == 0)
-            return ix->slots[s] - 1;
-        s = (s + 1) & ix->mask;
-    }
+    uint32_t s = probe(ix, owner, key, k, klen);
+    if (ix->slots[s] != 0)
+        return ix->slots[s] - 1;
     ix->slots[s] = value + 1;
     ix->count++;
     return M2_NONE;
