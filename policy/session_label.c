@@ -251,6 +251,9 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
     SSL *ssl = (SSL *)cssl; /* the callback's view is const; the SSL is ours to change */
     m2_conn *c = m2_conn_get(ssl, 0);
     if (c != NULL && (where & SSL_CB_HANDSHAKE_START) && !SSL_is_server(ssl)) {
+        /* An application may have set SSL_VERIFY_NONE after installing: an
+         * initiator still aborts on a peer its association refuses. */
+        SSL_set_verify(ssl, SSL_get_verify_mode(ssl) | SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
         SSL_SESSION *sess = SSL_get_session(ssl);
         m2mtls_verdict v;
         unsigned char sha[32];

@@ -342,6 +342,29 @@ static void test_reject_client_side(void **state)
     }
 }
 
+/* An initiator whose application set SSL_VERIFY_NONE after installing still
+ * aborts the handshake with a server its association refuses. */
+static void test_initiator_verify_none_still_refuses(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = ALL_MODES[i];
+        SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy");
+        SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
+        SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+        hs_side s, c;
+        run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
+        if (c.handshake_ok)
+            fail_msg("%s: SSL_VERIFY_NONE let the client complete a handshake with a look-alike server", m->name);
+        assert_null(c.peer_id);
+        assert_non_null(c.reason);
+        hs_side_clear(&s);
+        hs_side_clear(&c);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
 /* A client that sends no certificate at all. */
 static void test_no_client_certificate(void **state)
 {
@@ -757,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_set_peer_unknown),
         cmocka_unit_test(test_reject_server_side),
         cmocka_unit_test(test_reject_client_side),
+        cmocka_unit_test(test_initiator_verify_none_still_refuses),
         cmocka_unit_test(test_no_client_certificate),
         cmocka_unit_test(test_app_callback_before_install),
         cmocka_unit_test(test_app_callback_after_install),
