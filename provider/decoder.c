@@ -121,13 +121,18 @@ int m2p_load_ref_decode(const unsigned char *der, size_t len, char **uri)
     if ((inf & 0x80) || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || !(inf & V_ASN1_CONSTRUCTED))
         return 0;
     seq_end = p + l;
+    /* both strings primitive and of the universal class: a context or
+     * application tag with the same number is another type (libm2mtls and
+     * pkcs11-provider read these files with a DER decoder that says so) */
     inf = ASN1_get_object(&p, &l, &tag, &cls, (long)(seq_end - p));
-    if ((inf & 0x80) || tag != V_ASN1_VISIBLESTRING || (size_t)l != strlen(REF_DESC)
+    if ((inf & 0x80) || (inf & V_ASN1_CONSTRUCTED) || cls != V_ASN1_UNIVERSAL || tag != V_ASN1_VISIBLESTRING
+        || (size_t)l != strlen(REF_DESC)
         || memcmp(p, REF_DESC, (size_t)l) != 0)
         return 0;
     p += l;
     inf = ASN1_get_object(&p, &l, &tag, &cls, (long)(seq_end - p));
-    if ((inf & 0x80) || tag != V_ASN1_UTF8STRING || p + l != seq_end || memchr(p, 0, (size_t)l))
+    if ((inf & 0x80) || (inf & V_ASN1_CONSTRUCTED) || cls != V_ASN1_UNIVERSAL || tag != V_ASN1_UTF8STRING
+        || p + l != seq_end || memchr(p, 0, (size_t)l))
         return 0;
     if ((*uri = OPENSSL_strndup((const char *)p, (size_t)l)) == NULL)
         return 0;

@@ -266,13 +266,15 @@ static int is_pin_refusal(CK_RV rv)
         || rv == CKR_PIN_EXPIRED || rv == CKR_PIN_LOCKED;
 }
 
-/* Logs the token in once; with tok->lock held. */
-static int token_login_locked(m2p_token *tok, CK_SESSION_HANDLE s, const m2p_login_src *src)
+/* Logs the token in once; with tok->lock held. *rv_out: the C_Login result
+ * (CKR_OK when C_Login was not called). */
+static int token_login_locked(m2p_token *tok, CK_SESSION_HANDLE s, const m2p_login_src *src, CK_RV *rv_out)
 {
     m2p_prov *prov = tok->mod->prov;
     char *pin = NULL;
     CK_RV rv;
 
+    *rv_out = CKR_OK;
     if (tok->login_failed) {
         M2P_ERR(M2P_R_PKCS11, "C_Login: %s (token \"%s\": the refused PIN is not tried again)",
                 m2p_ckr_name(tok->login_failed), tok->label);
@@ -313,6 +315,7 @@ static int token_login_locked(m2p_token *tok, CK_SESSION_HANDLE s, const m2p_log
     if (pin == NULL)
         return 0;
     rv = tok->mod->f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)strlen(pin));
+    *rv_out = rv;
     if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
         tok->logged_in = 1;
         if (tok->pin == NULL)
@@ -384,15 +387,28 @@ static int slot_gone(CK_RV rv)
         || rv == CKR_TOKEN_NOT_RECOGNIZED;
 }
 
+/* C_Login failures that say nothing about the PIN: the session or the token
+ * went away under us, or the module read the token while another process
+ * held its files (SoftHSM, in a forked child, then answers C_Login with
+ * CKR_USER_PIN_NOT_INITIALIZED or CKR_GENERAL_ERROR). Worth another try, after
+ * a module restart for all but a lost session. A token refuses a wrong PIN
+ * with CKR_PIN_INCORRECT (PKCS#11 5.6): that one is never retried. */
+static int login_transient(CK_RV rv)
+{
+    return slot_gone(rv) || rv == CKR_USER_PIN_NOT_INITIALIZED || rv == CKR_GENERAL_ERROR
+        || rv == CKR_DEVICE_ERROR || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED;
+}
+
 int m2p_session_get(m2p_token *tok, CK_SESSION_HANDLE *s, const m2p_login_src *src)
 {
     m2p_module *mod = tok->mod;
     CK_SESSION_HANDLE ss;
     unsigned long gen;
-    CK_RV rv = CKR_OK;
+    CK_RV rv = CKR_OK, lrv;
     CK_SLOT_ID slot;
-    int ok, attempt;
+    int ok, attempt, login_attempt = 0;
 
+retry:
     for (attempt = 0;; attempt++) {
         if (!m2p_module_ready(mod, &gen))
             return 0;
@@ -440,14 +456,29 @@ int m2p_session_get(m2p_token *tok, CK_SESSION_HANDLE *s, const m2p_login_src *s
         }
     }
     ok = 1;
+    lrv = CKR_OK;
+    ERR_set_mark();
     pthread_mutex_lock(&tok->lock);
     if (tok->login_required && !tok->logged_in && !(src != NULL && src->no_login))
-        ok = token_login_locked(tok, ss, src);
+        ok = token_login_locked(tok, ss, src, &lrv);
     pthread_mutex_unlock(&tok->lock);
     if (!ok) {
         mod->f->C_CloseSession(ss);
+        if (login_transient(lrv) && login_attempt + 1 < M2P_MAX_RETRIES) {
+            ERR_pop_to_mark();
+            usleep(10000u << login_attempt);
+            if (lrv != CKR_SESSION_HANDLE_INVALID && lrv != CKR_SESSION_CLOSED) {
+                m2p_token_reset(tok, 0);
+                module_restart(mod);
+                token_relocate(tok);
+            }
+            login_attempt++;
+            goto retry;
+        }
+        ERR_clear_last_mark();
         return 0;
     }
+    ERR_clear_last_mark();
     *s = ss;
     return 1;
 }
@@ -638,12 +669,16 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
             return 1;
         case CKR_SESSION_HANDLE_INVALID:
         case CKR_SESSION_CLOSED:
-            /* sessions closed under us: that may have ended the login too */
+            /* sessions closed under us: that may have ended the login too,
+             * and a logout invalidates private object handles (SoftHSM): find
+             * the key again now rather than spend an attempt learning it */
             m2p_session_drop(tok, s);
             m2p_token_reset(tok, 1);
+            key_forget_handle(k);
             continue;
         case CKR_USER_NOT_LOGGED_IN:
             m2p_token_reset(tok, 1);
+            key_forget_handle(k);
             m2p_session_put(tok, s);
             continue;
         case CKR_OBJECT_HANDLE_INVALID:
