@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "net.h"
 #include "p11.h"
+#include "pki.h"
 #include "tool.h"
 
 extern char **environ;
@@ -87,7 +88,7 @@ static void expect(demo *d, int ok, const char *what)
 
 static char *path(const demo *d, const char *name)
 {
-    static char buf[4][4200];
+    static char buf[4][sizeof d->dir + 512]; /* the directory and a file name */
     static int i;
     char *p = buf[i++ % 4];
     snprintf(p, sizeof buf[0], "%s/%s", d->dir, name);
@@ -106,60 +107,17 @@ static int write_text(const demo *d, const char *name, const char *text, int mod
 
 static int write_pem(const demo *d, const char *name, X509 *x, EVP_PKEY *key)
 {
-    BIO *b = BIO_new_file(path(d, name), "w");
-    int ok = b != NULL && (x == NULL || PEM_write_bio_X509(b, x)) && (key == NULL || PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
-    BIO_free(b);
-    return ok;
+    return tool_write_pem(path(d, name), x, key);
 }
 
 /* ---- a small PKI ------------------------------------------------------------- */
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    int ok = e != NULL && X509_add_ext(x, e, -1);
-    X509_EXTENSION_free(e);
-    return ok;
-}
-
-/* A certificate for KEY: a root when ISSUER is NULL (self-signed with KEY),
- * else an end-entity certificate with subjectAltName SAN signed by ISSUER_KEY. */
-static X509 *issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san)
-{
-    static long serial = 1;
-    X509 *x = X509_new();
-    X509_NAME *name = X509_NAME_new();
-    int ok = x && name && X509_set_version(x, 2) && ASN1_INTEGER_set(X509_get_serialNumber(x), serial++)
-             && X509_gmtime_adj(X509_getm_notBefore(x), -3600) && X509_gmtime_adj(X509_getm_notAfter(x), 90L * 86400)
-             && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"m2mtls demo", -1, -1, 0)
-             && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0)
-             && X509_set_subject_name(x, name) && X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name)
-             && X509_set_pubkey(x, key) && add_ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash");
-    if (ok && issuer == NULL)
-        ok = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE")
-             && add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-    else if (ok)
-        ok = add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE")
-             && add_ext(x, issuer, NID_key_usage, "critical,digitalSignature")
-             && add_ext(x, issuer, NID_subject_alt_name, san)
-             && add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-    ok = ok && X509_sign(x, issuer ? issuer_key : key, EVP_sha256()) > 0;
-    X509_NAME_free(name);
-    if (!ok) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
 
 typedef struct ca { X509 *cert; EVP_PKEY *key; } ca;
 
 static int make_root(const demo *d, const char *file, const char *cn, ca *out)
 {
     out->key = EVP_EC_gen("P-256");
-    out->cert = out->key ? issue(cn, out->key, NULL, NULL, NULL) : NULL;
+    out->cert = out->key ? tool_issue(cn, out->key, NULL, NULL, NULL) : NULL;
     return out->cert != NULL && write_pem(d, file, out->cert, NULL);
 }
 
@@ -170,7 +128,7 @@ static int make_file_entity(const demo *d, const char *base, const char *cn, con
     snprintf(cert, sizeof cert, "%s.cert.pem", base);
     snprintf(key, sizeof key, "%s.key.pem", base);
     EVP_PKEY *k = EVP_EC_gen("P-256");
-    X509 *x = k ? issue(cn, k, by->cert, by->key, san) : NULL;
+    X509 *x = k ? tool_issue(cn, k, by->cert, by->key, san) : NULL;
     int ok = x && write_pem(d, cert, x, NULL) && write_pem(d, key, NULL, k);
     X509_free(x);
     EVP_PKEY_free(k);
@@ -305,18 +263,6 @@ static int run_a(demo *d, const char *policy, char *const extra[], char *out, si
 
 /* ---- the phases ---------------------------------------------------------------- */
 
-static const char *find_provider(const char *given)
-{
-    const char *env = getenv("M2MTLS_PROVIDER_MODULE");
-    if (given != NULL)
-        return given;
-    if (env != NULL && *env)
-        return env;
-    if (access(M2MTLS_PROVIDER_BUILD, R_OK) == 0)
-        return M2MTLS_PROVIDER_BUILD;
-    return M2MTLS_PROVIDER_INSTALLED;
-}
-
 static int credential_configuration(demo *d)
 {
     phase("Credential Configuration (TS-0003 8.1.5.1): keys inside a token, certificates, roots of trust");
@@ -380,8 +326,8 @@ static int credential_configuration(demo *d)
     int ok = kb && ka && make_root(d, "cse-root.pem", "oneM2M demo CSE Root", &cse_root)
              && make_root(d, "ae-root.pem", "oneM2M demo AE Root", &ae_root)
              && make_root(d, "lookalike-cse-root.pem", "oneM2M demo CSE Root", &lookalike)
-             && (cb = issue("in-cse", kb, cse_root.cert, cse_root.key, "DNS:" FQDN_B)) != NULL
-             && (ca_ = issue("Csensor7", ka, ae_root.cert, ae_root.key, "URI:" ID_A)) != NULL
+             && (cb = tool_issue("in-cse", kb, cse_root.cert, cse_root.key, "DNS:" FQDN_B)) != NULL
+             && (ca_ = tool_issue("Csensor7", ka, ae_root.cert, ae_root.key, "URI:" ID_A)) != NULL
              && write_pem(d, "entity-b.cert.pem", cb, NULL) && write_pem(d, "entity-a.cert.pem", ca_, NULL)
              && make_file_entity(d, "mallory", "Cmallory", &ae_root, "URI://sp.example.com/in-cse/Cmallory")
              && make_file_entity(d, "impostor", "in-cse", &lookalike, "DNS:" FQDN_B);
@@ -534,7 +480,7 @@ int cmd_demo(int argc, char **argv)
         return EXIT_USAGE;
     }
     d.module = p11_default_module(module);
-    d.provider = find_provider(provider);
+    d.provider = tool_find_provider(provider);
     ssize_t n = readlink("/proc/self/exe", d.self, sizeof d.self - 1);
     if (n <= 0) {
         fprintf(stderr, "m2mtls demo: cannot find its own executable\n");

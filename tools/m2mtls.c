@@ -18,6 +18,8 @@ static const char usage[] =
     "                 act as Entity A: establish the association with peer ID\n"
     "  csr --key KEY (--cse-fqdn NAME | --ae-id //SP/CSE/AE) [--out FILE]\n"
     "                 certificate signing request with the TS-0003 subjectAltName\n"
+    "  bench sign|handshake|policy [--threads N] [--seconds S] [--peers N] [--json|--csv]\n"
+    "                 what a key in a token and the verifier cost, next to their baselines\n"
     "  demo [--keep DIR]\n"
     "                 TS-0003 end to end: keys in a token, B and A over TLS and DTLS\n"
     "  keyref --list | --uri URI --out FILE | --show FILE | --generate ...\n"
@@ -51,6 +53,8 @@ int main(int argc, char **argv)
         return cmd_connect(argc - 1, argv + 1);
     if (strcmp(cmd, "csr") == 0)
         return cmd_csr(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return cmd_demo(argc - 1, argv + 1);
     if (strcmp(cmd, "keyref") == 0)

@@ -51,12 +51,13 @@ int p11_open(p11 *m, const char *module)
         m->dl = NULL;
         return 0;
     }
+    m->owner = rv == CKR_OK;
     return 1;
 }
 
 void p11_close(p11 *m)
 {
-    if (m->f != NULL)
+    if (m->f != NULL && m->owner)
         m->f->C_Finalize(NULL);
     if (m->dl != NULL)
         dlclose(m->dl);
@@ -202,17 +203,21 @@ int p11_init_token(p11 *m, const char *label, const char *so_pin, const char *us
     return 0;
 }
 
-int p11_generate_p256(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label, const unsigned char *id,
-                      size_t id_len)
+/* A key pair generated inside the token with MECH; ALG: the public template's
+ * algorithm attributes. The private key is sensitive and never extractable. */
+static int generate_pair(p11 *m, CK_SLOT_ID slot, const char *pin, CK_MECHANISM_TYPE mech_type,
+                         const CK_ATTRIBUTE *alg, size_t nalg, const char *label, const unsigned char *id,
+                         size_t id_len)
 {
-    static const unsigned char p256_oid[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
     CK_BBOOL yes = 1, no = 0;
-    CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
-    CK_ATTRIBUTE pub[] = {
-        { CKA_TOKEN, &yes, sizeof yes },   { CKA_VERIFY, &yes, sizeof yes },
-        { CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid },
+    CK_MECHANISM mech = { mech_type, NULL, 0 };
+    CK_ATTRIBUTE pub[8] = {
+        { CKA_TOKEN, &yes, sizeof yes }, { CKA_VERIFY, &yes, sizeof yes },
         { CKA_LABEL, (void *)label, strlen(label) }, { CKA_ID, (void *)id, id_len },
     };
+    size_t npub = 4;
+    for (size_t i = 0; i < nalg && npub < sizeof pub / sizeof pub[0]; i++)
+        pub[npub++] = alg[i];
     CK_ATTRIBUTE priv[] = {
         { CKA_TOKEN, &yes, sizeof yes },     { CKA_PRIVATE, &yes, sizeof yes },
         { CKA_SENSITIVE, &yes, sizeof yes }, { CKA_EXTRACTABLE, &no, sizeof no },
@@ -223,10 +228,73 @@ int p11_generate_p256(p11 *m, CK_SLOT_ID slot, const char *pin, const char *labe
     CK_OBJECT_HANDLE hpub, hpriv;
     if (!session(m, slot, pin, &s))
         return 0;
-    CK_RV rv = m->f->C_GenerateKeyPair(s, &mech, pub, sizeof pub / sizeof pub[0], priv, sizeof priv / sizeof priv[0],
-                                       &hpub, &hpriv);
+    CK_RV rv = m->f->C_GenerateKeyPair(s, &mech, pub, (CK_ULONG)npub, priv, sizeof priv / sizeof priv[0], &hpub, &hpriv);
     m->f->C_CloseSession(s);
     return rv == CKR_OK || fail(m, "C_GenerateKeyPair", rv);
+}
+
+int p11_generate_p256(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label, const unsigned char *id,
+                      size_t id_len)
+{
+    static const unsigned char p256_oid[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+    CK_ATTRIBUTE alg[] = { { CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid } };
+    return generate_pair(m, slot, pin, CKM_EC_KEY_PAIR_GEN, alg, 1, label, id, id_len);
+}
+
+int p11_generate_rsa2048(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label, const unsigned char *id,
+                         size_t id_len)
+{
+    static const unsigned char e65537[] = { 0x01, 0x00, 0x01 };
+    CK_ULONG bits = 2048;
+    CK_ATTRIBUTE alg[] = { { CKA_MODULUS_BITS, &bits, sizeof bits },
+                           { CKA_PUBLIC_EXPONENT, (void *)e65537, sizeof e65537 } };
+    return generate_pair(m, slot, pin, CKM_RSA_PKCS_KEY_PAIR_GEN, alg, 2, label, id, id_len);
+}
+
+int p11_module_info(p11 *m, char *buf, size_t len)
+{
+    CK_INFO info;
+    CK_RV rv = m->f->C_GetInfo(&info);
+    if (rv != CKR_OK)
+        return fail(m, "C_GetInfo", rv);
+    char manuf[33], desc[33];
+    unpad(manuf, info.manufacturerID, 32);
+    unpad(desc, info.libraryDescription, 32);
+    snprintf(buf, len, "%s %u.%u (%s)", manuf, info.libraryVersion.major, info.libraryVersion.minor, desc);
+    return 1;
+}
+
+int p11_sign_session(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label, CK_SESSION_HANDLE *s,
+                     CK_OBJECT_HANDLE *key)
+{
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof cls }, { CKA_LABEL, (void *)label, strlen(label) } };
+    CK_ULONG n = 0;
+    if (!session(m, slot, pin, s))
+        return 0;
+    CK_RV rv = m->f->C_FindObjectsInit(*s, tmpl, 2);
+    if (rv == CKR_OK) {
+        rv = m->f->C_FindObjects(*s, key, 1, &n);
+        m->f->C_FindObjectsFinal(*s);
+    }
+    if (rv == CKR_OK && n == 1)
+        return 1;
+    m->f->C_CloseSession(*s);
+    if (rv != CKR_OK)
+        return fail(m, "C_FindObjects", rv);
+    snprintf(m->error, sizeof m->error, "no private key labelled '%s'", label);
+    return 0;
+}
+
+CK_RV p11_sign(const p11 *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_MECHANISM *mech, const unsigned char *in,
+               size_t in_len, unsigned char *sig, size_t *sig_len)
+{
+    CK_ULONG n = *sig_len;
+    CK_RV rv = m->f->C_SignInit(s, mech, key);
+    if (rv == CKR_OK)
+        rv = m->f->C_Sign(s, (CK_BYTE *)in, in_len, sig, &n);
+    *sig_len = n;
+    return rv;
 }
 
 /* ---- listing ---------------------------------------------------------------- */

@@ -16,6 +16,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_csr(int argc, char **argv);
 int cmd_keyref(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 
 /* An SSL_CTX for a role, ready for m2mtls associations: TS-0003 profile,

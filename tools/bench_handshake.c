@@ -1,0 +1,247 @@
+/* m2mtls bench handshake: mutual-authentication handshakes per second, both
+ * sides in this process (TLS over BIO pairs, DTLS over UDP on 127.0.0.1), at
+ * 1 and N threads (each thread its own client/server pair):
+ *   TLS 1.2 ECDHE-ECDSA-AES128-SHA256, TLS 1.3, DTLS 1.2 ECDHE-ECDSA-AES128-CCM8
+ *   x server key in the token (m2mtls provider) / in a PEM file
+ *   x the m2mtls verifier (m2mtls_ctx_install, both sides) / plain SSL_VERIFY_PEER;
+ * then resumed handshakes (session tickets) with the identity label asserted
+ * on both sides of every resumed connection. The client key is a file. Both
+ * variants set SSL_MODE_NO_AUTO_CHAIN (else libssl rebuilds the chain from
+ * the verify store on every plain handshake: work that is not verification). */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <m2mtls/policy.h>
+#include "bench.h"
+#include "pki.h"
+#include "internal.h"
+#include "tool.h"
+
+#define SERVER_ID   "/in-cse"
+#define SERVER_FQDN "in-cse.bench.example"
+#define CLIENT_ID   "//sp.example.com/in-cse/Cbench"
+
+#define PROTOS BENCH_PROTOS
+
+typedef struct hs_files {
+    X509 *root, *server_tok, *server_file, *client;
+    EVP_PKEY *key_tok, *key_file, *key_client;
+    m2mtls_policy *server_policy, *client_policy;
+} hs_files;
+
+typedef struct hs_variant {
+    SSL_CTX *s, *c;
+    int dtls, resume;
+    const char *peer;   /* m2mtls variants */
+} hs_variant;
+
+typedef struct hs_state {
+    const hs_variant *v;
+    bench_link link;
+    SSL_SESSION *sess;
+} hs_state;
+
+static void *hs_start(void *arg, char *err, size_t len)
+{
+    hs_variant *v = arg;
+    hs_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    st->v = v;
+    if (!bench_link_open(&st->link, v->dtls, err, len)) {
+        free(st);
+        return NULL;
+    }
+    /* resumed: the first, full handshake gives the session */
+    if (v->resume && !bench_handshake(v->s, v->c, &st->link, v->peer, &st->sess, err, len)) {
+        bench_link_close(&st->link);
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int hs_step(void *state, char *err, size_t len)
+{
+    hs_state *st = state;
+    return bench_handshake(st->v->s, st->v->c, &st->link, st->v->peer, st->v->resume ? &st->sess : NULL, err, len);
+}
+
+static void hs_stop(void *state)
+{
+    hs_state *st = state;
+    bench_link_close(&st->link);
+    SSL_SESSION_free(st->sess);
+    free(st);
+}
+
+static int make_files(const bench_env *e, hs_files *f)
+{
+    char p[4200], why[256];
+    EVP_PKEY *root_key = EVP_EC_gen("P-256");
+    f->key_file = EVP_EC_gen("P-256");
+    f->key_client = EVP_EC_gen("P-256");
+    f->key_tok = m2_load_private_key(BENCH_EC_URI, NULL, NULL, why, sizeof why);
+    if (f->key_tok == NULL) {
+        fprintf(stderr, "m2mtls bench: %s: %s\n", BENCH_EC_URI, why);
+        EVP_PKEY_free(root_key);
+        return 0;
+    }
+    int ok = root_key && f->key_file && f->key_client
+             && (f->root = tool_issue("bench root", root_key, NULL, NULL, NULL)) != NULL
+             && (f->server_tok = tool_issue("in-cse", f->key_tok, f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
+             && (f->server_file = tool_issue("in-cse", f->key_file, f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
+             && (f->client = tool_issue("Cbench", f->key_client, f->root, root_key, "URI:" CLIENT_ID)) != NULL
+             && tool_write_pem(bench_path(e->dir, "root.pem", p, sizeof p), f->root, NULL)
+             && tool_write_pem(bench_path(e->dir, "server.pem", p, sizeof p), f->server_file, NULL)
+             && tool_write_pem(bench_path(e->dir, "server.key", p, sizeof p), NULL, f->key_file)
+             && tool_write_pem(bench_path(e->dir, "client.pem", p, sizeof p), f->client, NULL)
+             && tool_write_pem(bench_path(e->dir, "client.key", p, sizeof p), NULL, f->key_client);
+    EVP_PKEY_free(root_key);
+    if (!ok) {
+        fprintf(stderr, "m2mtls bench: cannot make the certificates: %s\n", tool_ssl_error(why, sizeof why));
+        return 0;
+    }
+    FILE *sp = fopen(bench_path(e->dir, "server.policy", p, sizeof p), "w");
+    if (sp != NULL) {
+        fprintf(sp, "local-id %s\ncert server.pem\nkey server.key\nanchor root root.pem\npeer %s uri:%s root\n",
+                SERVER_ID, CLIENT_ID, CLIENT_ID);
+        fclose(sp);
+    }
+    f->server_policy = m2mtls_policy_load(p);
+    FILE *cp = fopen(bench_path(e->dir, "client.policy", p, sizeof p), "w");
+    if (cp != NULL) {
+        fprintf(cp, "local-id %s\ncert client.pem\nkey client.key\nanchor root root.pem\npeer %s dns:%s root\n",
+                CLIENT_ID, SERVER_ID, SERVER_FQDN);
+        fclose(cp);
+    }
+    f->client_policy = f->server_policy ? m2mtls_policy_load(p) : NULL;
+    if (f->client_policy == NULL) {
+        fprintf(stderr, "m2mtls bench: %s\n", m2mtls_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+static void free_files(hs_files *f)
+{
+    X509_free(f->root);
+    X509_free(f->server_tok);
+    X509_free(f->server_file);
+    X509_free(f->client);
+    EVP_PKEY_free(f->key_tok);
+    EVP_PKEY_free(f->key_file);
+    EVP_PKEY_free(f->key_client);
+    m2mtls_policy_free(f->server_policy);
+    m2mtls_policy_free(f->client_policy);
+}
+
+/* Variants of one protocol: 0 token+m2mtls, 1 file+m2mtls, 2 token+plain,
+ * 3 file+plain (full); 4 m2mtls, 5 plain (resumed, token key). */
+#define VARIANTS 6
+static const struct { int token, m2, resume; } variant_def[VARIANTS] = {
+    { 1, 1, 0 }, { 0, 1, 0 }, { 1, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, { 1, 0, 1 },
+};
+
+int bench_handshakes(const bench_args *a, bench_machine *mach, bench_table **tables, int *ntables)
+{
+    bench_env env;
+    hs_files f = { 0 };
+    hs_variant v[PROTOS][VARIANTS] = { { { 0 } } };
+    int rc = 1, ncol = a->threads != 1 ? 2 : 1;
+    char why[512];
+    if (!bench_env_setup(&env, a->module, a->provider))
+        goto out;
+    bench_machine_init(mach, env.token_desc);
+    if (!make_files(&env, &f))
+        goto out;
+    for (int p = 0; p < PROTOS; p++)
+        for (int i = 0; i < VARIANTS; i++) {
+            v[p][i].dtls = p == BENCH_DTLS12;
+            v[p][i].resume = variant_def[i].resume;
+            v[p][i].peer = variant_def[i].m2 ? SERVER_ID : NULL;
+            int m2 = variant_def[i].m2, tok = variant_def[i].token, res = variant_def[i].resume;
+            v[p][i].s = bench_ssl_ctx(p, 1, tok ? f.server_tok : f.server_file, tok ? f.key_tok : f.key_file, f.root,
+                                      m2 ? f.server_policy : NULL, res);
+            v[p][i].c = bench_ssl_ctx(p, 0, f.client, f.key_client, f.root, m2 ? f.client_policy : NULL, res);
+            if (v[p][i].s == NULL || v[p][i].c == NULL)
+                goto out;
+        }
+
+    bench_table *t = bench_table_new("");
+    snprintf(t->title, sizeof t->title,
+             "mutual-auth handshakes/s (client and server in this process), median of alternating rounds, "
+             "%g s per figure",
+             a->seconds);
+    bench_col(t, "protocol", "protocol");
+    bench_col(t, "handshake", "handshake");
+    bench_col(t, "server_key", "server key");
+    bench_col(t, "verifier", "verifier");
+    bench_col(t, "per_s_1_thread", "1 thread/s");
+    if (ncol == 2)
+        bench_col(t, "per_s_n_threads", "%d threads/s", a->threads);
+    bench_col(t, "pct_of_key_file_1_thread", ncol == 2 ? "%% of file (1)" : "%% of file");
+    if (ncol == 2)
+        bench_col(t, "pct_of_key_file_n_threads", "%% of file (%d)", a->threads);
+    bench_col(t, "pct_of_plain_1_thread", ncol == 2 ? "%% of plain (1)" : "%% of plain");
+    if (ncol == 2)
+        bench_col(t, "pct_of_plain_n_threads", "%% of plain (%d)", a->threads);
+    tables[(*ntables)++] = t;
+
+    for (int p = 0; p < PROTOS; p++) {
+        double r[2][VARIANTS];
+        for (int th = 0; th < ncol; th++) {
+            bench_op full[4], res[2];
+            for (int i = 0; i < 4; i++)
+                full[i] = (bench_op){ hs_start, hs_step, hs_stop, &v[p][i] };
+            for (int i = 0; i < 2; i++)
+                res[i] = (bench_op){ hs_start, hs_step, hs_stop, &v[p][4 + i] };
+            int threads = th ? a->threads : 1;
+            if (!bench_compare(full, 4, threads, a->seconds, r[th], why, sizeof why)
+                || !bench_compare(res, 2, threads, a->seconds, r[th] + 4, why, sizeof why)) {
+                fprintf(stderr, "m2mtls bench handshake: %s, %s: %s\n", bench_proto_name[p], threads == 1 ? "1 thread" : "threads",
+                        why);
+                goto out;
+            }
+        }
+        for (int i = 0; i < VARIANTS; i++) {
+            int row = bench_row(t);
+            bench_str(t, row, 0, bench_proto_name[p]);
+            bench_str(t, row, 1, variant_def[i].resume ? "resumed" : "full");
+            bench_str(t, row, 2, variant_def[i].token ? "token" : "file");
+            bench_str(t, row, 3, variant_def[i].m2 ? "m2mtls" : "plain");
+            int col = 4;
+            for (int th = 0; th < ncol; th++)
+                bench_num(t, row, col++, r[th][i], "%.0f");
+            /* token rows of full handshakes: share of the same with the key file */
+            for (int th = 0; th < ncol; th++, col++) {
+                if (!variant_def[i].resume && variant_def[i].token)
+                    bench_num(t, row, col, 100.0 * r[th][i] / r[th][i + 1], "%.1f");
+                else
+                    bench_str(t, row, col, "");
+            }
+            /* m2mtls rows: share of the same with plain SSL_VERIFY_PEER */
+            for (int th = 0; th < ncol; th++, col++) {
+                if (variant_def[i].m2)
+                    bench_num(t, row, col, 100.0 * r[th][i] / r[th][variant_def[i].resume ? i + 1 : i + 2], "%.1f");
+                else
+                    bench_str(t, row, col, "");
+            }
+        }
+    }
+    snprintf(t->note, sizeof t->note,
+             "Each thread runs both ends of its handshakes: the figures are whole handshakes (client + server "
+             "CPU). Resumed: session tickets (TLS 1.3: the newest ticket each time, with its post-handshake "
+             "ticket counted); every resumed connection is checked to carry the peer identity on both sides, "
+             "else the bench aborts. TLS over BIO pairs, DTLS over UDP sockets on 127.0.0.1.");
+    rc = 0;
+out:
+    for (int p = 0; p < PROTOS; p++)
+        for (int i = 0; i < VARIANTS; i++) {
+            SSL_CTX_free(v[p][i].s);
+            SSL_CTX_free(v[p][i].c);
+        }
+    free_files(&f);
+    bench_env_cleanup(&env);
+    return rc;
+}
