@@ -487,6 +487,26 @@ static int bn_param_bytes(const OSSL_PARAM *p, unsigned char **out, size_t *outl
     return ok;
 }
 
+
+/* A soft key (software, in the default-only fallback context) made from
+ * PARAMS with EVP_PKEY_fromdata(SELECTION); SOFT_SEL is what it then holds. */
+static int import_soft(m2p_key *k, const char *alg, int selection, const OSSL_PARAM params[], int soft_sel)
+{
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(m2p_fallback_ctx(k->prov), alg, NULL);
+    EVP_PKEY *pk = NULL;
+    int ok = pctx != NULL && EVP_PKEY_fromdata_init(pctx) > 0
+        && EVP_PKEY_fromdata(pctx, &pk, selection, (OSSL_PARAM *)params) > 0;
+
+    EVP_PKEY_CTX_free(pctx);
+    if (!ok)
+        return 0;
+    EVP_PKEY_free(k->pubkey);
+    k->pubkey = pk;
+    k->soft = 1;
+    k->soft_sel = soft_sel;
+    return 1;
+}
+
 static int km_import(void *kd, int selection, const OSSL_PARAM params[])
 {
     m2p_key *k = kd;
@@ -499,20 +519,8 @@ static int km_import(void *kd, int selection, const OSSL_PARAM params[])
              || OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_D) != NULL))) {
         /* A software private key (EVP_PKEY_fromdata() on "EC"/"RSA" when this
          * provider is listed first): a soft key in the fallback context. */
-        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(m2p_fallback_ctx(k->prov),
-                                                        k->type == M2P_KEY_EC ? "EC" : "RSA", NULL);
-        EVP_PKEY *pk = NULL;
-        int ok = pctx != NULL && EVP_PKEY_fromdata_init(pctx) > 0
-            && EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_KEYPAIR, (OSSL_PARAM *)params) > 0;
-
-        EVP_PKEY_CTX_free(pctx);
-        if (!ok)
-            return 0;
-        EVP_PKEY_free(k->pubkey);
-        k->pubkey = pk;
-        k->soft = 1;
-        k->soft_sel = OSSL_KEYMGMT_SELECT_ALL;
-        return 1;
+        return import_soft(k, k->type == M2P_KEY_EC ? "EC" : "RSA", EVP_PKEY_KEYPAIR, params,
+                           OSSL_KEYMGMT_SELECT_ALL);
     }
     if (k->type == M2P_KEY_EC) {
         const char *gname = NULL;
@@ -525,22 +533,8 @@ static int km_import(void *kd, int selection, const OSSL_PARAM params[])
         k->nid = curve_nid_from_name(gname);
         if (!supported_curve(k->nid))
             return 0;
-        if (!(selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) {
-            /* domain parameters only: a soft key in the fallback context */
-            EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(m2p_fallback_ctx(k->prov), "EC", NULL);
-            EVP_PKEY *pk = NULL;
-            int ok = pctx != NULL && EVP_PKEY_fromdata_init(pctx) > 0
-                && EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_KEY_PARAMETERS, (OSSL_PARAM *)params) > 0;
-
-            EVP_PKEY_CTX_free(pctx);
-            if (!ok)
-                return 0;
-            EVP_PKEY_free(k->pubkey);
-            k->pubkey = pk;
-            k->soft = 1;
-            k->soft_sel = OSSL_KEYMGMT_SELECT_ALL_PARAMETERS;
-            return 1;
-        }
+        if (!(selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) /* domain parameters only */
+            return import_soft(k, "EC", EVP_PKEY_KEY_PARAMETERS, params, OSSL_KEYMGMT_SELECT_ALL_PARAMETERS);
         p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PUB_KEY);
         if (p == NULL)
             p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
