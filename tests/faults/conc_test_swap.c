@@ -86,9 +86,9 @@ static int setup(void **state)
     ckey = fx_load(NULL, FX_EC2_URI);
     if (ca_key == NULL || skey == NULL || ckey == NULL || (spub = fx_public(skey, NULL)) == NULL)
         return -1;
-    ca = ft_issue(ca_key, "conc root", NULL, NULL, ca_key);
-    xs = ft_issue(skey, "server", "DNS:server.example.com", ca, ca_key);
-    xc = ft_issue(ckey, "Cconc", "URI:" AE_ID, ca, ca_key);
+    ca = fx_issue(ca_key, "conc root", NULL, NULL, ca_key);
+    xs = fx_issue(skey, "server", "DNS:server.example.com", ca, ca_key);
+    xc = fx_issue(ckey, "Cconc", "URI:" AE_ID, ca, ca_key);
     if (xs == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca) || !fx_write_pem_cert(in_dir("s.pem"), xs)
         || !fx_write_pem_cert(in_dir("c.pem"), xc))
         return -1;

@@ -106,14 +106,14 @@ static int setup(void **state)
 
         ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
         kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        ca = ft_issue(ca_key, "pin root", NULL, NULL, ca_key);
+        ca = fx_issue(ca_key, "pin root", NULL, NULL, ca_key);
         if (pub != NULL)
-            xs = ft_issue(pub, "s", "DNS:s.example.com", ca, ca_key);
+            xs = fx_issue(pub, "s", "DNS:s.example.com", ca, ca_key);
         EVP_PKEY_free(pub);
         EVP_PKEY_free(ks);
         fx_libctx_free(lc);
     }
-    xc = ft_issue(kc, "Cpin", "URI:" AE_ID, ca, ca_key);
+    xc = fx_issue(kc, "Cpin", "URI:" AE_ID, ca, ca_key);
     if (xs == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca) || !fx_write_pem_cert(in_dir("s.pem"), xs)
         || !fx_write_pem_cert(in_dir("c.pem"), xc) || (fp = fopen(in_dir("c.key"), "w")) == NULL)
         return -1;

@@ -96,11 +96,11 @@ static int setup(void **state)
     kb = fx_load(NULL, "pkcs11:token=m2p2;object=ec;type=private");
     if (ca_key == NULL || kc == NULL || ka == NULL || kb == NULL)
         return -1;
-    ca = ft_issue(ca_key, "faults root", NULL, NULL, ca_key);
+    ca = fx_issue(ca_key, "faults root", NULL, NULL, ca_key);
     ca_cert = ca;
-    xa = ft_issue(ka, "a", "DNS:a.example.com", ca, ca_key);
-    xb = ft_issue(kb, "b", "DNS:b.example.com", ca, ca_key);
-    xc = ft_issue(kc, "Cfaults", "URI:" AE_ID, ca, ca_key);
+    xa = fx_issue(ka, "a", "DNS:a.example.com", ca, ca_key);
+    xb = fx_issue(kb, "b", "DNS:b.example.com", ca, ca_key);
+    xc = fx_issue(kc, "Cfaults", "URI:" AE_ID, ca, ca_key);
     if (xa == NULL || xb == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca_cert)
         || !fx_write_pem_cert(in_dir("a.pem"), xa) || !fx_write_pem_cert(in_dir("b.pem"), xb)
         || !fx_write_pem_cert(in_dir("c.pem"), xc) || (fp = fopen(in_dir("c.key"), "w")) == NULL)

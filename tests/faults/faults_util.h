@@ -34,7 +34,5 @@ int ft_faults(const char *path, const char *text);
 /* calls and injected faults of fn from the counts file; 0 when absent */
 int ft_count(const char *path, const char *fn, unsigned long *calls, unsigned long *injected);
 
-/* A certificate for subject's public key, signed by ca_key (ca NULL: self-signed CA). */
-X509 *ft_issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key);
 int ft_write_file(const char *path, const char *text);
 #endif

@@ -1,3 +1,4 @@
+#include <openssl/x509v3.h>
 #include "prov_fixture.h"
 
 #include <arpa/inet.h>
@@ -468,4 +469,49 @@ int fx_tls_handshake(fx_tls *t)
     snprintf(t->server_sigalg, sizeof(t->server_sigalg), "%s", sa.sigalg);
     ERR_clear_error();
     return ok;
+}
+
+/* A root (CA NULL: self-signed with SUBJECT's key given as CA_KEY) or a leaf
+ * with subjectAltName SAN, ECDSA/SHA-256 signed by CA_KEY (which may live in
+ * the token). NULL with the OpenSSL errors printed. */
+X509 *fx_issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key)
+{
+    static long serial = 1000;
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    X509V3_CTX v3;
+    X509_EXTENSION *ext;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    int ok;
+
+    X509_set_version(x, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_subject_name(x, name);
+    X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, subject);
+    X509V3_set_ctx(&v3, ca != NULL ? ca : x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, ca == NULL ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+                              ca == NULL ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (san != NULL) {
+        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    ok = EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, ca_key) == 1 && X509_sign_ctx(x, m) > 0;
+    EVP_MD_CTX_free(m);
+    X509_NAME_free(name);
+    if (!ok) {
+        ERR_print_errors_fp(stderr);
+        X509_free(x);
+        return NULL;
+    }
+    return x;
 }

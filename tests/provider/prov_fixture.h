@@ -49,6 +49,8 @@ EVP_PKEY *fx_public(EVP_PKEY *key, OSSL_LIB_CTX *ctx);
 int fx_sign_verify(OSSL_LIB_CTX *ctx, EVP_PKEY *key, OSSL_LIB_CTX *vctx, EVP_PKEY *pub,
                    const char *md, const char *pss_saltlen);
 X509 *fx_self_signed(OSSL_LIB_CTX *ctx, EVP_PKEY *key, const char *cn);
+/* A root (CA NULL) or a leaf with subjectAltName SAN signed by CA_KEY. */
+X509 *fx_issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key);
 int fx_write_pem_cert(const char *path, X509 *x);
 /* Does the error queue (printed) contain needle? Clears the queue. */
 int fx_errors_contain(const char *needle);

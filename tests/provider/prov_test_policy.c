@@ -29,48 +29,6 @@
 static fx_t fx;
 static char server_policy[PATH_MAX + 32], client_policy[PATH_MAX + 32];
 
-static X509 *issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key)
-{
-    X509 *x = X509_new();
-    X509_NAME *name = X509_NAME_new();
-    X509V3_CTX v3;
-    X509_EXTENSION *ext;
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    int ok;
-
-    X509_set_version(x, X509_VERSION_3);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0xffffff) + (san != NULL));
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_subject_name(x, name);
-    X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, subject);
-    X509V3_set_ctx(&v3, ca != NULL ? ca : x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-                              ca == NULL ? "critical,CA:TRUE" : "critical,CA:FALSE");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
-                              ca == NULL ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    if (san != NULL) {
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-    ok = EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, ca_key) == 1 && X509_sign_ctx(x, m) > 0;
-    EVP_MD_CTX_free(m);
-    X509_NAME_free(name);
-    if (!ok) {
-        ERR_print_errors_fp(stderr);
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
 static int write_policy(const char *path, const char *body)
 {
     FILE *fp = fopen(path, "w");
@@ -97,9 +55,9 @@ static int setup(void **state)
     cli = fx_load(NULL, FX_EC2_URI);
     if (ca_key == NULL || srv == NULL || cli == NULL)
         return -1;
-    ca = issue(ca_key, "m2p test root", NULL, NULL, ca_key);
-    sc = issue(srv, "in-cse", "DNS:" CSE_DNS, ca, ca_key);
-    cc = issue(cli, "Csensor7", "URI:" AE_ID, ca, ca_key);
+    ca = fx_issue(ca_key, "m2p test root", NULL, NULL, ca_key);
+    sc = fx_issue(srv, "in-cse", "DNS:" CSE_DNS, ca, ca_key);
+    cc = fx_issue(cli, "Csensor7", "URI:" AE_ID, ca, ca_key);
     if (ca == NULL || sc == NULL || cc == NULL)
         return -1;
     snprintf(path, sizeof(path), "%s/ca.pem", fx.dir);
