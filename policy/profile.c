@@ -72,9 +72,19 @@ static int ts0003_security_cb(const SSL *s, const SSL_CTX *ctx, int op, int bits
     return prev->cb(s, ctx, op, bits, nid, other, ex);
 }
 
-/* Makes the TS-0003 DTLS suite pass CTX's security level (see the top). */
-static int allow_ts0003_dtls_suite(SSL_CTX *ctx)
+static int ctx_is_dtls(SSL_CTX *ctx)
 {
+    SSL *ssl = SSL_new(ctx);
+    int dtls = ssl != NULL && SSL_is_dtls(ssl);
+    SSL_free(ssl);
+    return dtls;
+}
+
+/* Makes the TS-0003 DTLS suite pass CTX's security level (see the top). */
+int m2_ctx_allow_ts0003_dtls_suite(SSL_CTX *ctx)
+{
+    if (!ctx_is_dtls(ctx))
+        return 1;
     pthread_once(&sec_once, sec_index_init);
     sec_cb_fn current = SSL_CTX_get_security_callback(ctx);
     if (current == ts0003_security_cb)
@@ -91,14 +101,6 @@ static int allow_ts0003_dtls_suite(SSL_CTX *ctx)
     }
     SSL_CTX_set_security_callback(ctx, ts0003_security_cb);
     return 1;
-}
-
-static int ctx_is_dtls(SSL_CTX *ctx)
-{
-    SSL *ssl = SSL_new(ctx);
-    int dtls = ssl != NULL && SSL_is_dtls(ssl);
-    SSL_free(ssl);
-    return dtls;
 }
 
 int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
@@ -118,7 +120,7 @@ int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
         m2_set_error("m2mtls_ctx_apply_ts0003_profile: %s", reason);
         return 0;
     }
-    if (dtls && !allow_ts0003_dtls_suite(ctx)) {
+    if (dtls && !m2_ctx_allow_ts0003_dtls_suite(ctx)) {
         m2_set_error("m2mtls_ctx_apply_ts0003_profile: cannot allow %s at the context's security level",
                      TS0003_DTLS_SUITE);
         return 0;
