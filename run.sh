@@ -3,7 +3,9 @@
 #   ./run.sh demo   install what is missing, build, run the demo (the main job)
 #   ./run.sh test   install what is missing, build, run the whole test suite:
 #                   plain build + valgrind, then ASan+UBSan, then the threaded tests
-#                   under TSan, then each fuzz target for FUZZ_SECONDS (default 30)
+#                   under TSan, then each fuzz target for FUZZ_SECONDS (default 30),
+#                   then the suite on Debian 13 (gcc 14, OpenSSL 3.5) in a cached
+#                   root (tests/platform/debian13.sh; M2MTLS_DEBIAN13=0 skips it)
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -14,7 +16,8 @@ PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
           softhsm2 opensc valgrind clang libclang-rt-dev python3
           nginx mosquitto libcoap3-bin
           swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon
-          libtpm2-pkcs11-1 libtpm2-pkcs11-tools libengine-pkcs11-openssl)
+          libtpm2-pkcs11-1 libtpm2-pkcs11-tools libengine-pkcs11-openssl
+          debootstrap)
 
 install_missing() {
   local missing=()
@@ -47,7 +50,7 @@ cmd_test() {
   (cd build && ctest --output-on-failure -j "$jobs" -LE '^bench$')
   echo "== valgrind memcheck (unit and loopback tests of the plain build)"
   local t
-  for t in test_policy_parse test_verify test_originator test_handshake; do
+  for t in test_policy_parse test_verify test_originator test_handshake test_profile; do
     valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect "build/tests/$t" >"build/valgrind-$t.log" 2>&1 \
       || { cat "build/valgrind-$t.log"; echo "valgrind: $t failed"; return 1; }
@@ -65,6 +68,12 @@ cmd_test() {
   echo "== fuzz targets (clang, libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-30} s each)"
   CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
   (cd build-fuzz && ctest --output-on-failure -L 'fuzz|fuzzcorpus')
+  if [ "${M2MTLS_DEBIAN13:-1}" != 0 ]; then
+    echo "== Debian 13 (gcc 14, OpenSSL 3.5): build and test in a cached Debian 13 root"
+    "$top/tests/platform/debian13.sh"
+  else
+    echo "== Debian 13 pass skipped (M2MTLS_DEBIAN13=0)"
+  fi
   echo "== all test runs passed"
 }
 

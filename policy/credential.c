@@ -1,5 +1,5 @@
-/* The entity's own credential (TS-0003 Credential Configuration) and the
- * TS-0003 10.2 protocol profile. */
+/* The entity's own credential (TS-0003 Credential Configuration). The
+ * TS-0003 10.2 protocol profile is in profile.c. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,35 +156,6 @@ int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
     if (!ok) {
         m2_openssl_reason(reason, sizeof reason);
         m2_set_error("%s: key %s does not fit the certificate: %s", p->path, p->key_ref, reason);
-        return 0;
-    }
-    return 1;
-}
-
-static int ctx_is_dtls(SSL_CTX *ctx)
-{
-    SSL *ssl = SSL_new(ctx);
-    int dtls = ssl != NULL && SSL_is_dtls(ssl);
-    SSL_free(ssl);
-    return dtls;
-}
-
-int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
-{
-    if (ctx == NULL) {
-        m2_set_error("m2mtls_ctx_apply_ts0003_profile: the SSL_CTX is NULL");
-        return 0;
-    }
-    int dtls = ctx_is_dtls(ctx);
-    /* TS-0003 10.2.1 / 10.2.3: the suite each transport must implement. */
-    const char *suites = dtls ? "ECDHE-ECDSA-AES128-CCM8" : "ECDHE-ECDSA-AES128-SHA256";
-    if (!SSL_CTX_set_min_proto_version(ctx, dtls ? DTLS1_2_VERSION : TLS1_2_VERSION)
-        || !SSL_CTX_set_cipher_list(ctx, suites)
-        || !SSL_CTX_set1_groups_list(ctx, "P-256")
-        || !SSL_CTX_set1_sigalgs_list(ctx, "ECDSA+SHA256")) {
-        char reason[256];
-        m2_openssl_reason(reason, sizeof reason);
-        m2_set_error("m2mtls_ctx_apply_ts0003_profile: %s", reason);
         return 0;
     }
     return 1;

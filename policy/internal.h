@@ -202,4 +202,9 @@ M2_HIDDEN char *m2_keyref_uri(const char *file, char *why, size_t why_len);
 M2_HIDDEN EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why,
                                         size_t why_len);
 
+/* profile.c: on a DTLS context, rates TS-0003's ECDHE-ECDSA-AES128-CCM8 at
+ * its key strength (OpenSSL >= 3.2 rates it below security level 1); the
+ * context's level and every other check stay. No-op on TLS. 1 ok, 0 error. */
+M2_HIDDEN int m2_ctx_allow_ts0003_dtls_suite(SSL_CTX *ctx);
+
 #endif

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <m2mtls/policy.h>
+#include "../policy/internal.h" /* m2_ctx_allow_ts0003_dtls_suite */
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -172,7 +173,9 @@ static SSL_CTX *prepare(SSL_CTX *ctx)
         return NULL;
     }
     inside++;
-    int ok = m2mtls_ctx_install(ctx, policy);
+    /* TS-0003's DTLS suite at the program's own security level (OpenSSL
+     * >= 3.2 allows CCM8 only at level 0); the program's cipher list stays. */
+    int ok = m2mtls_ctx_install(ctx, policy) && m2_ctx_allow_ts0003_dtls_suite(ctx);
     if (ok)
         ossl.ctx_set_info_callback(ctx, info_cb);
     inside--;

@@ -90,7 +90,11 @@ M2MTLS_API int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_
 M2MTLS_API int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p);
 /* TS-0003 10.2: TLS 1.2 suite ECDHE-ECDSA-AES128-SHA256 (DTLS:
  * ECDHE-ECDSA-AES128-CCM8), group P-256, ECDSA-SHA256; minimum version
- * (D)TLS 1.2; TLS 1.3 stays allowed. 1 ok, 0 error. */
+ * (D)TLS 1.2; TLS 1.3 stays allowed (on OpenSSL >= 3.5 its key exchange
+ * prefers the hybrid SecP256r1MLKEM768, then P-256). On DTLS contexts the
+ * context's security callback is wrapped so that ECDHE-ECDSA-AES128-CCM8,
+ * which OpenSSL >= 3.2 allows only at security level 0, is rated at its key
+ * strength (128 bits); the security level itself is not changed. 1 ok, 0 error. */
 M2MTLS_API int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx);
 
 /* ---- Connections -------------------------------------------------------- */

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Unmodified openssl commands driven by an openssl.cnf that loads the provider:
 # pkeyutl -sign, req -new -key pkcs11:..., req -x509 with a key reference file,
-# storeutl, s_server with key and certificate in the token against s_client
-# (TLS 1.2 and 1.3), a wrong PIN; with the provider listed after and before default.
+# storeutl, dgst -sign, pkey -text_pub/-pubcheck, cms -sign, x509 -req -CAkey,
+# x509 -new (3.4+), s_server with key and certificate in the token against
+# s_client (TLS 1.2 and 1.3), a wrong PIN; with the provider listed after and
+# before default. Runs on Debian 12 (OpenSSL 3.0) and Debian 13 (3.5).
 # usage: prov_cli_test.sh MODULE SOFTHSM SOFTHSM2_UTIL PKCS11_TOOL OPENSSL
 set -euo pipefail
 module=$1 softhsm=$2 util=$3 p11tool=$4 openssl=$5
@@ -86,6 +88,30 @@ for order in last first; do
   "$openssl" req -x509 -new -key "$dir/ec-ref.pem" -subj "/CN=localhost" -days 2 -out "$dir/ec-$order.crt"
   OPENSSL_CONF=/dev/null "$openssl" verify -CAfile "$dir/ec-$order.crt" "$dir/ec-$order.crt" | grep -q OK \
     || fail "req -x509 with key reference ($order)"
+  # more of what the openssl commands ask of a token key (the same on 3.0 and 3.5)
+  "$openssl" dgst -sha256 -sign "$EC" -out "$dir/dgst.sig" "$dir/data"
+  OPENSSL_CONF=/dev/null "$openssl" dgst -sha256 -verify "$dir/ec.pub" -signature "$dir/dgst.sig" "$dir/data" \
+    | grep -q 'Verified OK' || fail "dgst -sign ($order)"
+  "$openssl" pkey -in "$EC;type=private" -text_pub -noout | grep -q 'NIST CURVE: P-256' \
+    || fail "pkey -text_pub of a token key ($order)"
+  "$openssl" pkey -in "$EC;type=private" -pubcheck -noout >/dev/null || fail "pkey -pubcheck ($order)"
+  "$openssl" storeutl -keys "$EC" | grep -q 'Total found: 1' || fail "storeutl -keys ($order)"
+  "$openssl" cms -sign -nodetach -in "$dir/data" -signer "$dir/ec-$order.crt" -inkey "$EC" -out "$dir/cms.pem" \
+    -outform PEM
+  OPENSSL_CONF=/dev/null "$openssl" cms -verify -in "$dir/cms.pem" -inform PEM -CAfile "$dir/ec-$order.crt" \
+    -out /dev/null 2>&1 | grep -q 'Verification successful' || fail "cms -sign ($order)"
+  # a CA whose key is the token's RSA key issues a certificate for the token's EC key
+  "$openssl" req -x509 -new -key "$RSA" -subj "/CN=token CA" -days 2 -out "$dir/ca-$order.crt" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+  "$openssl" x509 -req -in "$dir/ec.csr" -CA "$dir/ca-$order.crt" -CAkey "$RSA" -days 1 -out "$dir/issued.crt"
+  OPENSSL_CONF=/dev/null "$openssl" verify -CAfile "$dir/ca-$order.crt" "$dir/issued.crt" \
+    | grep -q OK || fail "x509 -req -CAkey in the token ($order)"
+  # x509 -new: OpenSSL 3.4 and later
+  if [ "$("$openssl" version | awk '{ split($2, v, "."); print (v[1] > 3 || (v[1] == 3 && v[2] >= 4)) }')" = 1 ]; then
+    "$openssl" x509 -new -key "$EC" -subj "/CN=x509-new" -days 1 -out "$dir/new.crt"
+    OPENSSL_CONF=/dev/null "$openssl" verify -CAfile "$dir/new.crt" "$dir/new.crt" | grep -q OK \
+      || fail "x509 -new with a token key ($order)"
+  fi
 
   # the certificate goes into the token too: s_server -key pkcs11:... -cert pkcs11:...
   if [ "$order" = last ]; then

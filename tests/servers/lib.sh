@@ -22,6 +22,7 @@
 #   processes   srv_start srv_start_port srv_start_m2mtls_serve srv_pid srv_children
 #               srv_stop srv_alive srv_run srv_connect (cleanup: srv_cleanup, the EXIT trap)
 #   tokens      srv_softhsm_token srv_swtpm_start srv_tpm2_token srv_keyref srv_provider_cnf
+#               srv_dtls_cnf (libcoap on OpenSSL >= 3.2)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
 #   servers     srv_example srv_nginx_start srv_s_server_start ($GET: an HTTP request)
 
@@ -361,6 +362,25 @@ srv_provider_cnf() {
     srv_example openssl.cnf "$1"
     grep -q "^module = $PROVIDER\$" "$1" && grep -q "^pkcs11-module-token-pin = file:$T/pin" "$1" \
         || srv_die "examples/servers/openssl.cnf: no module / pkcs11-module-token-pin line to adapt"
+}
+
+# srv_openssl_at_least MAJOR MINOR: the openssl command is that version or later
+srv_openssl_at_least() {
+    _v=$(openssl version | sed -n 's/^OpenSSL \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+    [ -n "$_v" ] || return 1
+    [ "${_v% *}" -gt "$1" ] && return 0
+    [ "${_v% *}" -eq "$1" ] && [ "${_v#* }" -ge "$2" ]
+}
+# srv_dtls_cnf OUT PKCS11-MODULE PIN: as srv_provider_cnf, for a DTLS program
+# without m2mtls in it (libcoap): on OpenSSL >= 3.2 with the "#ccm8" lines of
+# examples/servers/openssl.cnf uncommented, so it offers TS-0003's CCM8 suite
+srv_dtls_cnf() {
+    srv_provider_cnf "$@"
+    if srv_openssl_at_least 3 2; then
+        sed -i 's/^#ccm8 //' "$1"
+        grep -q '^CipherString = .*ECDHE-ECDSA-AES128-CCM8' "$1" \
+            || srv_die "examples/servers/openssl.cnf: no '#ccm8' lines to enable"
+    fi
 }
 
 # ---- PKI -----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ srv_need_cmd libcoap3-bin coap-client-openssl
 
 srv_softhsm_token "$T/hsm" in-cse 1234
 srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+# coap-client-openssl: on OpenSSL >= 3.2 with the TS-0003 DTLS suite enabled (its own copy)
+srv_dtls_cnf "$T/openssl-dtls.cnf" "$SOFTHSM" 1234
 srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
 srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
 cd "$T" || exit 1
@@ -93,7 +95,7 @@ lines=0
 # is no CoAP response: coap-client gives up after -B 2 s; what counts is the
 # association serve logs
 coap() {
-    srv_run "$1" 15 coap-client-openssl -B 2 -c "$2.pem" -j "$2.key" -C sp-root.pem -m get \
+    srv_run "$1" 15 env OPENSSL_CONF="$T/openssl-dtls.cnf" coap-client-openssl -B 2 -c "$2.pem" -j "$2.key" -C sp-root.pem -m get \
         "coaps://127.0.0.1:$DPORT/m2m"
 }
 coap coap-good ae1

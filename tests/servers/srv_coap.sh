@@ -16,6 +16,8 @@ srv_need_cmd libcoap3-bin coap-server-openssl coap-client-openssl
 
 srv_softhsm_token "$T/hsm" in-cse 1234
 srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+# libcoap itself: on OpenSSL >= 3.2 with the TS-0003 DTLS suite enabled (its own copy)
+srv_dtls_cnf "$T/openssl-dtls.cnf" "$SOFTHSM" 1234
 srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
 srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
 cd "$T" || exit 1
@@ -26,7 +28,7 @@ mkdir good look
 cp in-cse.pem in-cse.keyref.pem sp-root.pem good/
 cp in-cse.keyref.pem sp-root.pem look/; cp in-cse-look.pem look/in-cse.pem
 coap_start() { # NAME ETC: coaps on $port + 1 (UDP)
-    srv_start_port "$1" coap : env OPENSSL_CONF="$T/openssl.cnf" SOFTHSM2_CONF="$SOFTHSM2_CONF" \
+    srv_start_port "$1" coap : env OPENSSL_CONF="$T/openssl-dtls.cnf" SOFTHSM2_CONF="$SOFTHSM2_CONF" \
         M2MTLS_ETC="$T/$2" COAP_PORT=@PORT@ sh "$SRV_EXAMPLES/coap-server.sh" \
         || srv_die "coap-server-openssl ($1) did not start"
     dport=$((port + 1))
@@ -45,12 +47,14 @@ srv_expect other "the server's certificate lacks the name of peer /other-cse: re
     "refused: certificate does not carry dns:other-cse.sp.example.com"
 srv_connect client-look --policy a-look.policy --peer "$SRV_CSE" --to "127.0.0.1:$dport" --dtls
 srv_expect client-look "coap-server refuses a client certificate from a look-alike root" 1 "refused by the peer"
-srv_log_has coap "coap-server logs the refusal" "certificate verify failed"
+# (libcoap 4.3.1 logs OpenSSL's "certificate verify failed", 4.3.5 the X.509 reason)
+if srv_wait_log coap "unable to get local issuer certificate: 'Cae1'" 1; then srv_ok "coap: coap-server logs the refusal"
+else srv_log_has coap "coap-server logs the refusal" "certificate verify failed"; fi
 srv_connect again --policy a.policy --peer "$SRV_CSE" --to "127.0.0.1:$dport" --dtls
 srv_expect again "coap-server still serves a good client" 0 "peer id:   $SRV_CSE"
 
 # a real CoAP request over the same DTLS server, by libcoap's client with Entity A's certificate
-srv_run coap-client 20 coap-client-openssl -B 10 -c ae1.pem -j ae1.key -C sp-root.pem -m get \
+srv_run coap-client 20 env OPENSSL_CONF="$T/openssl-dtls.cnf" coap-client-openssl -B 10 -c ae1.pem -j ae1.key -C sp-root.pem -m get \
     "coaps://127.0.0.1:$dport/.well-known/core"
 srv_expect coap-client "coap-client-openssl GETs /.well-known/core over DTLS (key in the token)" 0 "</>"
 srv_stop coap
