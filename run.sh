@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The two quick-start commands (README "Quick start"):
 #   ./run.sh demo   install what is missing, build, run the demo (the main job)
 #   ./run.sh test   install what is missing, build, run the whole test suite:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls_ctx_install: the verify hook, the per-handshake policy snapshot and
  * the atomic policy swap on a live SSL_CTX. */
 #include <pthread.h>

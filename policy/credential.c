@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The entity's own credential (TS-0003 Credential Configuration) and the
  * TS-0003 10.2 protocol profile. */
 #include <errno.h>

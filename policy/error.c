@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* This thread's last error, error lists for the parser, growable reasons. */
 #include <stdio.h>
 #include <stdlib.h>

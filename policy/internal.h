@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal interfaces of libm2mtls. Nothing here is exported from the shared
  * library (hidden visibility); the m2mtls tool links the static library. */
 #ifndef M2MTLS_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-connection identity labels, and how they survive resumption.
  *
  * OpenSSL runs no verification on a resumed handshake, so the label travels

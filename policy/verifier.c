@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verdict: which candidate associations survive RFC 5280 path validation
  * against their own anchor, and whether exactly one identity results. */
 #include <stdlib.h>

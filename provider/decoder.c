@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DECODERs for the key reference file:
  *   -----BEGIN PKCS#11 PROVIDER URI-----   (DER: SEQUENCE { VisibleString

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Errors on the OpenSSL error queue: "C_Login: CKR_PIN_INCORRECT", never a bare failure. */
 #include <stdarg.h>
 #include <stdio.h>

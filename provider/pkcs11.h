@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Minimal PKCS#11 (v2.40) interface definitions used by the m2mtls provider.
  * Only the types, constants and the function list layout the provider needs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * m2mtls OpenSSL 3 provider: internal interfaces shared by the provider's files.
  * Nothing here is exported from m2mtls.so (hidden visibility); the only public

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Token access: the PKCS#11 module (loaded lazily, re-initialised after fork),
  * tokens, the per-token session pool, login (a refused PIN is never presented

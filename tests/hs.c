@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loopback handshakes: see hs.h. */
 #include "hs.h"
 

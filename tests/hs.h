@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Loopback handshakes for the m2mtls tests: TCP (TLS) or connected UDP
  * sockets (DTLS, BIO_new_dgram) on 127.0.0.1 with a port chosen by the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The m2mtls command line: `m2mtls inspect` (exit 0 accepted / 1 rejected /
 # 2 usage, policy or file error, --json, --peer, --chain, --at) and
 # `m2mtls policy check`. The PKI is made with the openssl command.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Real handshakes over loopback sockets with the verifier installed on both
  * sides: TLS 1.2 (ECDHE-ECDSA-AES128-SHA256), TLS 1.3, DTLS 1.2 over UDP

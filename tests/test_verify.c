@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The verification rules, evaluated through m2mtls_policy_check_cert():
  * name matching by subjectAltName type, each candidate against its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench sign: ECDSA P-256 (SHA-256) and RSA-2048-PSS (SHA-256, salt =
  * digest length) signatures per second at 1 and N threads, by four paths to
  * the same kind of key:

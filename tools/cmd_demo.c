@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls demo: the Certificate-Based Security Association Establishment
  * Framework (TS-0003 Figure 8.2.2.2-1) from end to end, with both entities'
  * private keys generated inside a throw-away SoftHSM token. Entity B (an

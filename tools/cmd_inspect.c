@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls inspect: would the policy accept this certificate, and why (not)? */
 #include <getopt.h>
 #include <stdlib.h>

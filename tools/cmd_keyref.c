@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls keyref: key references (PEM files naming a key in a token), and the
  * tokens, keys and certificates of a PKCS#11 module. */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls: diagnosis and demos for oneM2M certificate-based security associations. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Certificates and files for the command's own needs (demo, bench): a small
  * CA that issues TS-0003 end-entity certificates, PEM files, and where the
  * m2mtls provider module is. */

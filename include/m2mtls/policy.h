@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * m2mtls — oneM2M TS-0003 Certificate-Based Security Association Establishment
  * Framework for OpenSSL 3 programs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A fault-injecting PKCS#11 module for the tests. It exports C_GetFunctionList,
  * dlopens the real module (M2MTLS_FAULTS_MODULE, default: SoftHSM) and forwards

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The key-reference decoder: m2p_load_ref_decode() of provider/decoder.c, the
  * function the provider's "EC"/"RSA" (input der, structure pkcs11) decoders
  * run on the DER of a 'PKCS#11 PROVIDER URI' file:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verifier on hostile certificates.
  *
  * First byte even: the rest is DER, one or more certificates (leaf, then the

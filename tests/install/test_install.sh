@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the build into a temporary prefix, then builds a program against it
 # twice, as users would: with pkg-config and with CMake find_package(m2mtls).
 # usage: test_install.sh BUILD-DIR SOURCE-DIR

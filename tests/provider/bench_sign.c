@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ECDSA P-256 signatures per second through the provider (EVP_DigestSignInit +
  * EVP_DigestSign per signature, SHA-256 over 64 bytes) at 1 and 2 threads, next
  * to raw C_SignInit + C_Sign (CKM_ECDSA over a 32-byte hash, one session per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where the PIN comes from: the application's passphrase callback (asked once),
  * pin-value and pin-source in the URI, the configuration. Between tests every
  * session of the module is closed, which logs the token out. */
