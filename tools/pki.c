@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -54,14 +55,34 @@ int tool_write_pem(const char *file, X509 *x, EVP_PKEY *key)
     return ok;
 }
 
+/* DIR of this executable + REL into BUF when that file is readable. */
+static const char *beside_self(const char *rel, char *buf, size_t len)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    int w = snprintf(buf, len, "%s/%s", self, rel);
+    return w > 0 && (size_t)w < len && access(buf, R_OK) == 0 ? buf : NULL;
+}
+
 const char *tool_find_provider(const char *given)
 {
+    static _Thread_local char buf[4096];
     const char *env = getenv("M2MTLS_PROVIDER_MODULE");
+    const char *found;
     if (given != NULL)
         return given;
     if (env != NULL && *env)
         return env;
-    if (access(M2MTLS_PROVIDER_BUILD, R_OK) == 0)
-        return M2MTLS_PROVIDER_BUILD;
+    /* Installed (a package unpacked anywhere, a moved prefix), then built. */
+    if ((found = beside_self(M2MTLS_PROVIDER_FROM_BIN, buf, sizeof buf)) != NULL
+        || (found = beside_self(M2MTLS_PROVIDER_FROM_BUILD, buf, sizeof buf)) != NULL)
+        return found;
     return M2MTLS_PROVIDER_INSTALLED;
 }

@@ -15,7 +15,7 @@
 
 #include <openssl/err.h>
 
-#include "../../provider/pkcs11.h"
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 
 static double seconds = 2.0;

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "../../provider/pkcs11.h"
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 
 static void test_sessions_closed(void **state)
