@@ -13,7 +13,8 @@ test -f "$tmp/prefix/include/m2mtls/policy.h"
 test -f "$libdir/pkgconfig/m2mtls.pc"
 test -f "$libdir/cmake/m2mtls/m2mtlsConfig.cmake"
 test -x "$tmp/prefix/bin/m2mtls"
-ls "$libdir"/libm2mtls.so.0* >/dev/null
+ls "$libdir"/libm2mtls.so.1* >/dev/null
+test -f "$tmp/prefix/include/m2mtls/version.h"
 test -f "$libdir/libm2mtls.a"
 
 cat > "$tmp/policy" <<POLICY
