@@ -16,6 +16,9 @@ test -x "$tmp/prefix/bin/m2mtls"
 ls "$libdir"/libm2mtls.so.1* >/dev/null
 test -f "$tmp/prefix/include/m2mtls/version.h"
 test -f "$libdir/libm2mtls.a"
+for page in man1/m2mtls.1 man5/m2mtls-policy.5 man3/libm2mtls.3 man7/provider-m2mtls.7; do
+  test -f "$tmp/prefix/share/man/$page" || { echo "cmake --install did not install share/man/$page"; exit 1; }
+done
 
 cat > "$tmp/policy" <<POLICY
 anchor root $src/tests/install/root.pem
