@@ -3,8 +3,11 @@
 # The two quick-start commands (README "Quick start"):
 #   ./run.sh demo   install what is missing, build, run the demo (the main job)
 #   ./run.sh test   install what is missing, build, run the whole test suite:
-#                   plain build + valgrind, then ASan+UBSan, then the threaded tests
-#                   under TSan, then each fuzz target for FUZZ_SECONDS (default 30)
+#                   plain build (with the ABI check, the man-page check and the
+#                   Debian packages installed into a throw-away root) + valgrind,
+#                   then ASan+UBSan, then the threaded tests under TSan, then each
+#                   fuzz target for FUZZ_SECONDS (default 30). Test builds treat
+#                   warnings as errors (M2MTLS_WERROR).
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -12,6 +15,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Every Debian package the build, the demo and the tests use.
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
+          abigail-tools man-db groff-base bsdextrautils dpkg-dev
           softhsm2 opensc valgrind clang libclang-rt-dev python3
           nginx mosquitto libcoap3-bin
           swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon
@@ -43,8 +47,8 @@ cmd_demo() {
 
 cmd_test() {
   install_missing
-  echo "== build and test (plain)"
-  build build
+  echo "== build and test (plain; prefix /usr for the Debian packages of test_deb)"
+  build build -DM2MTLS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr
   (cd build && ctest --output-on-failure -j "$jobs" -LE '^bench$')
   echo "== valgrind memcheck (unit and loopback tests of the plain build)"
   local t
@@ -55,16 +59,16 @@ cmd_test() {
     echo "valgrind: $t clean"
   done
   echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  build build-asan -DM2MTLS_SANITIZE=address,undefined
+  build build-asan -DM2MTLS_WERROR=ON -DM2MTLS_SANITIZE=address,undefined
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure -j "$jobs" -LE 'bench|nosan')
   echo "== build and test (ThreadSanitizer, threaded tests)"
-  build build-tsan -DM2MTLS_SANITIZE=thread
+  build build-tsan -DM2MTLS_WERROR=ON -DM2MTLS_SANITIZE=thread
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
      ctest --output-on-failure -j "$jobs" -L threads -LE nosan)
   echo "== fuzz targets (clang, libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-30} s each)"
-  CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+  CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_WERROR=ON -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
   (cd build-fuzz && ctest --output-on-failure -L 'fuzz|fuzzcorpus')
   echo "== all test runs passed"
 }

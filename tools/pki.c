@@ -67,8 +67,16 @@ static const char *beside_self(const char *rel, char *buf, size_t len)
     if (slash == NULL)
         return NULL;
     *slash = '\0';
-    int w = snprintf(buf, len, "%s/%s", self, rel);
-    return w > 0 && (size_t)w < len && access(buf, R_OK) == 0 ? buf : NULL;
+    char joined[8192];
+    int w = snprintf(joined, sizeof joined, "%s/%s", self, rel);
+    char *real = w > 0 && (size_t)w < sizeof joined ? realpath(joined, NULL) : NULL;
+    if (real == NULL || strlen(real) >= len || access(real, R_OK) != 0) {
+        free(real);
+        return NULL;
+    }
+    memcpy(buf, real, strlen(real) + 1);
+    free(real);
+    return buf;
 }
 
 const char *tool_find_provider(const char *given)

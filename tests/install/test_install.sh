@@ -8,7 +8,10 @@ build=$1 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-libdir=$(ls -d "$tmp"/prefix/lib*/ | head -n1)
+# lib, lib64 or lib/<multiarch> (GNUInstallDirs with the prefix /usr on Debian)
+pc=$(find "$tmp/prefix" -name m2mtls.pc | head -n1)
+[ -n "$pc" ] || { echo "cmake --install did not install m2mtls.pc"; exit 1; }
+libdir=$(dirname "$(dirname "$pc")")
 test -f "$tmp/prefix/include/m2mtls/policy.h"
 test -f "$libdir/pkgconfig/m2mtls.pc"
 test -f "$libdir/cmake/m2mtls/m2mtlsConfig.cmake"
