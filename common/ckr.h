@@ -6,13 +6,7 @@
 #define M2MTLS_COMMON_CKR_H
 #include "pkcs11.h"
 
-#ifndef M2C_HIDDEN
-#if defined(__GNUC__)
-#define M2C_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define M2C_HIDDEN
-#endif
-#endif
+#include "hidden.h"
 
 /* "CKR_PIN_INCORRECT"; an unknown code as "CKR_0x%08lX" (in a thread-local
  * buffer, valid until this thread's next call). Never NULL. */

@@ -20,13 +20,7 @@
 /* DER lengths are written in at most two bytes: no reference is bigger. */
 #define M2C_KEYREF_MAX_DER   65535u
 
-#ifndef M2C_HIDDEN
-#if defined(__GNUC__)
-#define M2C_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define M2C_HIDDEN
-#endif
-#endif
+#include "hidden.h"
 
 /* Reads the DER structure: 1 and *URI (NUL-terminated, OPENSSL_free it) when
  * DER is exactly the canonical encoding of a reference, else 0 and *URI NULL.
