@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The two quick-start commands (README "Quick start"):
 #   ./run.sh demo   install what is missing, build, run the demo (the main job)
 #   ./run.sh test   install what is missing, build, run the whole test suite:
-#                   plain build + valgrind, then ASan+UBSan, then the threaded tests
-#                   under TSan, then each fuzz target for FUZZ_SECONDS (default 30),
-#                   then the suite on Debian 13 (gcc 14, OpenSSL 3.5) in a cached
-#                   root (tests/platform/debian13.sh; M2MTLS_DEBIAN13=0 skips it)
+#                   plain build (with the ABI check, the man-page check and the
+#                   Debian packages installed into a throw-away root) + valgrind,
+#                   then ASan+UBSan, then the threaded tests under TSan, then each
+#                   fuzz target for FUZZ_SECONDS (default 30), then the suite on Debian 13
+#                   (gcc 14, OpenSSL 3.5) in a cached root (tests/platform/debian13.sh;
+#                   M2MTLS_DEBIAN13=0 skips it). Test builds treat warnings as
+#                   errors (M2MTLS_WERROR).
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -13,6 +17,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Every Debian package the build, the demo and the tests use.
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
+          abigail-tools man-db groff-base bsdextrautils dpkg-dev
           softhsm2 opensc valgrind clang libclang-rt-dev python3
           nginx mosquitto libcoap3-bin
           swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon
@@ -45,8 +50,8 @@ cmd_demo() {
 
 cmd_test() {
   install_missing
-  echo "== build and test (plain)"
-  build build
+  echo "== build and test (plain; prefix /usr for the Debian packages of test_deb)"
+  build build -DM2MTLS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr
   (cd build && ctest --output-on-failure -j "$jobs" -LE '^bench$')
   echo "== valgrind memcheck (unit and loopback tests of the plain build)"
   local t
@@ -57,16 +62,16 @@ cmd_test() {
     echo "valgrind: $t clean"
   done
   echo "== build and test (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  build build-asan -DM2MTLS_SANITIZE=address,undefined
+  build build-asan -DM2MTLS_WERROR=ON -DM2MTLS_SANITIZE=address,undefined
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure -j "$jobs" -LE 'bench|nosan')
   echo "== build and test (ThreadSanitizer, threaded tests)"
-  build build-tsan -DM2MTLS_SANITIZE=thread
+  build build-tsan -DM2MTLS_WERROR=ON -DM2MTLS_SANITIZE=thread
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
      ctest --output-on-failure -j "$jobs" -L threads -LE nosan)
   echo "== fuzz targets (clang, libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-30} s each)"
-  CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+  CC=clang BUILD_TARGET=fuzzers build build-fuzz -DM2MTLS_WERROR=ON -DM2MTLS_FUZZ=ON -DM2MTLS_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
   (cd build-fuzz && ctest --output-on-failure -L 'fuzz|fuzzcorpus')
   if [ "${M2MTLS_DEBIAN13:-1}" != 0 ]; then
     echo "== Debian 13 (gcc 14, OpenSSL 3.5): build and test in a cached Debian 13 root"

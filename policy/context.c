@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls_ctx_install: the verify hook, the per-handshake policy snapshot and
  * the atomic policy swap on a live SSL_CTX. */
 #include <pthread.h>
@@ -78,12 +79,12 @@ static int verify_hook(X509_STORE_CTX *xs, void *arg)
     int err = X509_V_ERR_APPLICATION_VERIFICATION;
     m2_conn_clear_label(c);
     if (!m2_evaluate(p, leaf, X509_STORE_CTX_get0_untrusted(xs), &o, &v, &err)) {
-        m2_conn_set_reason(c, "out of memory");
+        m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL, "out of memory");
         X509_STORE_CTX_set_error(xs, X509_V_ERR_OUT_OF_MEM);
         return 0;
     }
     if (!v.accepted) {
-        m2_conn_set_reason(c, v.reason);
+        m2_conn_set_reason(c, m2_reason_code(v.reason), v.reason);
         m2mtls_verdict_clear(&v);
         X509_STORE_CTX_set_current_cert(xs, leaf);
         X509_STORE_CTX_set_error(xs, err);
@@ -122,7 +123,7 @@ static int hello_hook(SSL *ssl, int *alert, void *arg)
     m2mtls_policy_free(c->policy);
     c->policy = current;
     m2_conn_clear_label(c);
-    m2_conn_set_reason(c, NULL);
+    m2_conn_set_reason(c, M2MTLS_REJECT_NONE, NULL);
     c->resume_checked = 0;
     const m2mtls_policy *p = c->policy;
     if (!SSL_set_session_id_context(ssl, p->digest, sizeof p->digest)) {

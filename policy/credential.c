@@ -1,53 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The entity's own credential (TS-0003 Credential Configuration). The
  * TS-0003 10.2 protocol profile is in profile.c. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
-#include <openssl/asn1.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
 #include "internal.h"
-
-#define KEYREF_PEM_LABEL "PKCS#11 PROVIDER URI"
-#define KEYREF_VERSION   "PKCS#11 Provider URI v1.0"
+#include "keyref.h"
 
 /* The URI in a key reference file, or NULL with WHY. */
 char *m2_keyref_uri(const char *file, char *why, size_t why_len)
 {
     BIO *b = BIO_new_file(file, "r");
-    char *name = NULL, *header = NULL, *uri = NULL;
-    unsigned char *data = NULL;
-    long len = 0;
-    if (b == NULL || !PEM_read_bio(b, &name, &header, &data, &len)) {
-        snprintf(why, why_len, "%s: not a PEM file", file);
-        goto out;
-    }
-    if (strcmp(name, KEYREF_PEM_LABEL) != 0) {
-        snprintf(why, why_len, "%s: PEM label is '%s', not '%s'", file, name, KEYREF_PEM_LABEL);
-        goto out;
-    }
-    const unsigned char *p = data;
-    STACK_OF(ASN1_TYPE) *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
-    const ASN1_TYPE *v = seq && sk_ASN1_TYPE_num(seq) == 2 ? sk_ASN1_TYPE_value(seq, 0) : NULL;
-    const ASN1_TYPE *u = v ? sk_ASN1_TYPE_value(seq, 1) : NULL;
-    if (v == NULL || u == NULL || v->type != V_ASN1_VISIBLESTRING || u->type != V_ASN1_UTF8STRING
-        || ASN1_STRING_length(v->value.asn1_string) != (int)strlen(KEYREF_VERSION)
-        || memcmp(ASN1_STRING_get0_data(v->value.asn1_string), KEYREF_VERSION, strlen(KEYREF_VERSION)) != 0
-        || memchr(ASN1_STRING_get0_data(u->value.asn1_string), '\0', (size_t)ASN1_STRING_length(u->value.asn1_string))) {
-        snprintf(why, why_len, "%s: not a '%s' structure", file, KEYREF_VERSION);
-    } else {
-        uri = OPENSSL_strndup((const char *)ASN1_STRING_get0_data(u->value.asn1_string),
-                              (size_t)ASN1_STRING_length(u->value.asn1_string));
-    }
-    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-out:
-    ERR_clear_error();
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
+    char reason[200] = "";
+    char *uri = m2c_keyref_pem_read(b, reason, sizeof reason);
+    if (uri == NULL)
+        snprintf(why, why_len, "%s: %s", file, reason);
     BIO_free(b);
+    ERR_clear_error();
     return uri;
 }
 

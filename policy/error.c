@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* This thread's last error, error lists for the parser, growable reasons. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,48 @@ void m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max)
         b->len += 3;
     }
     b->s[b->len] = '\0';
+}
+
+char *m2_reason_adopt(char *text, m2mtls_reject_code code)
+{
+    if (text == NULL)
+        return NULL;
+    size_t n = strlen(text);
+    char *s = realloc(text, n + 2);
+    if (s == NULL) {
+        free(text);
+        return NULL;
+    }
+    s[n + 1] = (char)code;
+    return s;
+}
+
+char *m2_reason_new(m2mtls_reject_code code, const char *text)
+{
+    return m2_reason_adopt(m2_strdup(text), code);
+}
+
+m2mtls_reject_code m2_reason_code(const char *reason)
+{
+    return reason != NULL ? (m2mtls_reject_code)(unsigned char)reason[strlen(reason) + 1] : M2MTLS_REJECT_NONE;
+}
+
+const char *m2mtls_reject_code_name(m2mtls_reject_code code)
+{
+    static const char *const names[] = {
+        [M2MTLS_REJECT_NONE] = "none",
+        [M2MTLS_REJECT_NO_CERTIFICATE] = "no-certificate",
+        [M2MTLS_REJECT_NAME] = "name",
+        [M2MTLS_REJECT_ROOT_OF_TRUST] = "root-of-trust",
+        [M2MTLS_REJECT_REVOCATION] = "revocation",
+        [M2MTLS_REJECT_AMBIGUOUS] = "ambiguous",
+        [M2MTLS_REJECT_PROFILE] = "profile",
+        [M2MTLS_REJECT_APPLICATION] = "application",
+        [M2MTLS_REJECT_RESUMPTION] = "resumption",
+        [M2MTLS_REJECT_INTERNAL] = "internal",
+    };
+    unsigned i = (unsigned)code;
+    return i < sizeof names / sizeof names[0] && names[i] != NULL ? names[i] : "unknown";
 }
 
 char *m2_buf_take(m2_buf *b)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal interfaces of libm2mtls. Nothing here is exported from the shared
  * library (hidden visibility); the m2mtls tool links the static library. */
 #ifndef M2MTLS_INTERNAL_H
@@ -34,6 +35,14 @@ typedef struct m2_buf { char *s; size_t len, cap; int oom; } m2_buf;
 M2_HIDDEN void  m2_buf_addf(m2_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 M2_HIDDEN void  m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max);
 M2_HIDDEN char *m2_buf_take(m2_buf *b); /* caller owns; NULL on OOM */
+
+/* Reasons carry their class (m2mtls_reject_code) in the byte after their
+ * NUL: a verdict keeps the layout of m2mtls_verdict and still answers
+ * m2mtls_verdict_code(), and free() releases a reason as any string. Every
+ * reason the library hands out (verdicts, connections) is made by these. */
+M2_HIDDEN char *m2_reason_adopt(char *text, m2mtls_reject_code code); /* takes TEXT; NULL on OOM */
+M2_HIDDEN char *m2_reason_new(m2mtls_reject_code code, const char *text); /* a copy; NULL on OOM */
+M2_HIDDEN m2mtls_reject_code m2_reason_code(const char *reason); /* NONE for NULL */
 
 /* ---- strtab.c: arena of strings and an open-addressing index ------------ */
 typedef struct m2_arena_chunk m2_arena_chunk;
@@ -172,7 +181,7 @@ typedef struct m2_conn {
     char *expected;            /* initiator: the association asked for */
     char *peer_id, *local_id, *cert_name, *anchor;
     unsigned char anchor_sha256[32];
-    char *reason;
+    char *reason;              /* coded (m2_reason_new): text and class */
     int   labelled;            /* label fields valid */
     int   resume_checked;      /* a resumed session's label was re-checked */
     void (*app_info_cb)(const SSL *, int, int); /* initiator: the callback ours replaced */
@@ -180,7 +189,8 @@ typedef struct m2_conn {
 
 M2_HIDDEN int      m2_conn_index(void);
 M2_HIDDEN m2_conn *m2_conn_get(const SSL *ssl, int create);
-M2_HIDDEN void     m2_conn_set_reason(m2_conn *c, const char *reason);
+/* A coded copy of REASON with CODE (NULL clears both). */
+M2_HIDDEN void     m2_conn_set_reason(m2_conn *c, m2mtls_reject_code code, const char *reason);
 M2_HIDDEN void     m2_conn_clear_label(m2_conn *c);
 /* Binds the verdict to the connection (takes its strings). */
 M2_HIDDEN void     m2_conn_bind(m2_conn *c, m2mtls_verdict *v, const unsigned char *anchor_sha256);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Certificate names -> candidate associations.
  *
  * Only subjectAltName dNSName and URI entries are names here: dNSName compares

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TS-0003 7.2.1: the From parameter of every request must name the identity
  * bound to the security association (else ORIGINATOR_NOT_AUTHENTICATED).
  * Identifiers come CSE-relative ("Cxyz"), SP-relative ("/CSE-ID/Cxyz") and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The policy file format (README "Policy file"): one directive a line, `#`
  * starts a comment, tokens split on blanks. Every mistake is collected as
  * "FILE:LINE: what is wrong"; any mistake refuses the whole policy. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Policy lifetime (reference counted), look-ups, the public getters. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-connection identity labels, and how they survive resumption.
  *
  * OpenSSL runs no verification on a resumed handshake, so the label travels
@@ -63,10 +64,10 @@ m2_conn *m2_conn_get(const SSL *ssl, int create)
     return c;
 }
 
-void m2_conn_set_reason(m2_conn *c, const char *reason)
+void m2_conn_set_reason(m2_conn *c, m2mtls_reject_code code, const char *reason)
 {
     free(c->reason);
-    c->reason = m2_strdup(reason); /* NULL clears it */
+    c->reason = reason != NULL ? m2_reason_new(code, reason) : NULL;
 }
 
 void m2_conn_clear_label(m2_conn *c)
@@ -134,7 +135,7 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
     const unsigned char *sha;
     const char *id;
     if (!read_label(sess, &sha, &id)) {
-        out->reason = m2_strdup("resumed session carries no m2mtls identity label");
+        out->reason = m2_reason_new(M2MTLS_REJECT_RESUMPTION, "resumed session carries no m2mtls identity label");
         return 0;
     }
     X509 *peer = SSL_SESSION_get0_peer(sess);
@@ -146,14 +147,14 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
         m2_buf_addf(&b, "resumed session of '%s' is not authorized by the current policy: %s", id,
                     out->reason ? out->reason : "");
         free(out->reason);
-        out->reason = m2_buf_take(&b);
+        out->reason = m2_reason_adopt(m2_buf_take(&b), M2MTLS_REJECT_RESUMPTION);
         return 0;
     }
     if (strcmp(out->peer_id, id) != 0) {
         m2_buf b = { 0 };
         m2_buf_addf(&b, "resumed session belongs to '%s', the current policy names '%s'", id, out->peer_id);
         m2mtls_verdict_clear(out);
-        out->reason = m2_buf_take(&b);
+        out->reason = m2_reason_adopt(m2_buf_take(&b), M2MTLS_REJECT_RESUMPTION);
         return 0;
     }
     memcpy(anchor_sha256, sha, 32);
@@ -170,7 +171,8 @@ static void label_resumed(const SSL *ssl, m2_conn *c)
     if (p == NULL) {
         m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
         if (st == NULL) {
-            m2_conn_set_reason(c, "m2mtls_ctx_install was not called on this connection's context");
+            m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL,
+                               "m2mtls_ctx_install was not called on this connection's context");
             return;
         }
         p = c->policy = m2_ctx_state_policy(st);
@@ -182,7 +184,10 @@ static void label_resumed(const SSL *ssl, m2_conn *c)
         m2_conn_bind(c, &v, sha);
         return;
     }
-    m2_conn_set_reason(c, v.reason ? v.reason : "out of memory");
+    if (v.reason != NULL)
+        m2_conn_set_reason(c, m2_reason_code(v.reason), v.reason);
+    else
+        m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL, "out of memory");
     m2mtls_verdict_clear(&v);
 }
 
@@ -228,18 +233,37 @@ const char *m2mtls_ssl_local_id(const SSL *ssl)
     return c->policy->local_id;
 }
 
-const char *m2mtls_ssl_reject_reason(const SSL *ssl)
+/* The refusal of SSL and its class; NULL and M2MTLS_REJECT_NONE if none. */
+static const char *reject_reason(const SSL *ssl, m2mtls_reject_code *code)
 {
+    *code = M2MTLS_REJECT_NONE;
     m2_conn *c = m2_conn_get(ssl, 0);
     if (c == NULL)
         return NULL;
     label_resumed(ssl, c);
-    if (c->reason != NULL)
+    if (c->reason != NULL) {
+        *code = m2_reason_code(c->reason);
         return c->reason;
+    }
     if (!c->labelled && SSL_is_server(ssl) && c->policy != NULL && SSL_get0_peer_certificate(ssl) == NULL
-        && !SSL_is_init_finished(ssl))
+        && !SSL_is_init_finished(ssl)) {
+        *code = M2MTLS_REJECT_NO_CERTIFICATE;
         return "no peer certificate was verified: the peer sent none, or the handshake ended before it";
+    }
     return NULL;
+}
+
+const char *m2mtls_ssl_reject_reason(const SSL *ssl)
+{
+    m2mtls_reject_code code;
+    return reject_reason(ssl, &code);
+}
+
+m2mtls_reject_code m2mtls_ssl_reject_code(const SSL *ssl)
+{
+    m2mtls_reject_code code;
+    reject_reason(ssl, &code);
+    return code;
 }
 
 /* Initiator, at the start of the handshake: a session is offered only when

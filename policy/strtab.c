@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A string arena (one allocation per MiB, not per string: a policy with a
  * million peers is two million strings) and an open-addressing hash index
  * over values whose keys live in the arena. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verdict: which candidate associations survive RFC 5280 path validation
  * against their own anchor, and whether exactly one identity results. */
 #include <stdlib.h>
@@ -15,6 +16,10 @@ static int chain_cb(int ok, X509_STORE_CTX *xs)
     if (app == NULL)
         return ok;
     int r = app(ok, xs);
+    /* Say who refused: OpenSSL would record "unspecified" (and the reason
+     * and its class would blame the chain). */
+    if (ok && !r && X509_STORE_CTX_get_error(xs) == X509_V_OK)
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
     return ok ? r : 0;
 }
 
@@ -30,8 +35,9 @@ static void describe_failure(m2_buf *why, const m2mtls_policy *p, uint32_t ancho
     int depth = X509_STORE_CTX_get_error_depth(xs);
     X509 *at = X509_STORE_CTX_get_current_cert(xs);
     m2_buf_addf(why, "anchor '%s': %s", p->anchors[anchor].name,
-                err == X509_V_OK ? "refused by the application's verify callback"
-                                 : X509_verify_cert_error_string(err));
+                err == X509_V_OK || err == X509_V_ERR_APPLICATION_VERIFICATION
+                    ? "refused by the application's verify callback"
+                    : X509_verify_cert_error_string(err));
     if (at != NULL) {
         char subject[256];
         X509_NAME_oneline(X509_get_subject_name(at), subject, sizeof subject);
@@ -107,12 +113,39 @@ static int fill_verdict(const m2mtls_policy *p, const m2_match *m, const m2_cand
     return out->accepted;
 }
 
-static int reject(m2mtls_verdict *out, m2_buf *why, int *x509_err, int err)
+/* The class of a failed path validation. X509_V_ERR_APPLICATION_VERIFICATION
+ * is what verify_chain records when the application's callback refused. */
+static m2mtls_reject_code chain_failure_code(int err)
+{
+    switch (err) {
+    case X509_V_ERR_APPLICATION_VERIFICATION:
+        return M2MTLS_REJECT_APPLICATION;
+    case X509_V_ERR_OUT_OF_MEM:
+        return M2MTLS_REJECT_INTERNAL;
+    case X509_V_ERR_CERT_REVOKED:
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+    case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+    case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+    case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+        return M2MTLS_REJECT_REVOCATION;
+    default:
+        return M2MTLS_REJECT_ROOT_OF_TRUST;
+    }
+}
+
+static int reject(m2mtls_verdict *out, m2_buf *why, int *x509_err, int err, m2mtls_reject_code code)
 {
     out->accepted = 0;
-    out->reason = m2_buf_take(why);
+    out->reason = m2_reason_adopt(m2_buf_take(why), code);
     if (out->reason == NULL)
-        out->reason = m2_strdup("out of memory");
+        out->reason = m2_reason_new(M2MTLS_REJECT_INTERNAL, "out of memory");
     if (x509_err != NULL)
         *x509_err = err;
     return out->reason != NULL;
@@ -154,16 +187,17 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
     m2_buf why = { 0 };
     if (leaf == NULL) {
         m2_buf_addf(&why, "peer sent no certificate");
-        return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION);
+        return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_NO_CERTIFICATE);
     }
     if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
         m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
-        return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+        return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, M2MTLS_REJECT_PROFILE);
     }
     m2_match m;
     char *reason;
     if (!m2_match_names(p, leaf, o->expected, &m, &reason)) {
-        out->reason = reason != NULL ? reason : m2_strdup("out of memory");
+        out->reason = reason != NULL ? m2_reason_adopt(reason, M2MTLS_REJECT_NAME)
+                                     : m2_reason_new(M2MTLS_REJECT_INTERNAL, "out of memory");
         /* The Certificate Name check failed: libssl answers with a bad_certificate alert. */
         if (x509_err != NULL)
             *x509_err = X509_V_ERR_HOSTNAME_MISMATCH;
@@ -176,7 +210,7 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
     if (res == NULL) {
         m2_match_free(&m);
         m2_buf_addf(&why, "out of memory");
-        return reject(out, &why, x509_err, X509_V_ERR_OUT_OF_MEM);
+        return reject(out, &why, x509_err, X509_V_ERR_OUT_OF_MEM, M2MTLS_REJECT_INTERNAL);
     }
     check_anchors(p, leaf, untrusted, o, &m, res, &n_res, &why);
 
@@ -212,16 +246,19 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                     m.names ? m.names : "", candidate_id(p, &m, &m.cand[0]),
                     m.n > 1 ? " (and others)" : "", why.s ? why.s : "");
         free(why.s);
-        ran = reject(out, &head, x509_err, first_err);
+        /* On resumption no chain is verified: the anchor itself changed. */
+        m2mtls_reject_code code = o->resumed_anchor_sha256 != NULL ? M2MTLS_REJECT_ROOT_OF_TRUST
+                                                                   : chain_failure_code(first_err);
+        ran = reject(out, &head, x509_err, first_err, code);
     } else if (ambiguous) {
-        ran = reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION);
+        ran = reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_AMBIGUOUS);
     } else {
         free(why.s);
         if (!fill_verdict(p, &m, found, found_r, out)) {
             m2mtls_verdict_clear(out);
             m2_buf oom = { 0 };
             m2_buf_addf(&oom, "out of memory");
-            ran = reject(out, &oom, x509_err, X509_V_ERR_OUT_OF_MEM);
+            ran = reject(out, &oom, x509_err, X509_V_ERR_OUT_OF_MEM, M2MTLS_REJECT_INTERNAL);
         } else {
             ran = 1;
             if (x509_err != NULL)
@@ -236,7 +273,7 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
 }
 
 int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
-                             const char *peer_id, int role, time_t at, m2mtls_verdict *out)
+                             const char *peer_id, m2mtls_role role, time_t at, m2mtls_verdict *out)
 {
     if (out == NULL) {
         m2_set_error("m2mtls_policy_check_cert: no verdict to fill");
@@ -270,4 +307,9 @@ void m2mtls_verdict_clear(m2mtls_verdict *v)
     free(v->reason);
     sk_X509_pop_free(v->chain, X509_free);
     memset(v, 0, sizeof *v);
+}
+
+m2mtls_reject_code m2mtls_verdict_code(const m2mtls_verdict *v)
+{
+    return v != NULL && !v->accepted ? m2_reason_code(v->reason) : M2MTLS_REJECT_NONE;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libm2mtls-preload.so: the m2mtls policy for unmodified servers.
  *
  *   LD_PRELOAD=libm2mtls-preload.so M2MTLS_POLICY=/etc/m2mtls/in-cse.policy server ...

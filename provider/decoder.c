@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DECODERs for the key reference file:
  *   -----BEGIN PKCS#11 PROVIDER URI-----   (DER: SEQUENCE { VisibleString
@@ -5,20 +6,19 @@
  * 1. "DER" from input=pem: the PEM armour to the DER structure "pkcs11";
  * 2. "EC" / "RSA" from input=der,structure=pkcs11: the DER to a key passed by
  *    reference; libcrypto hands it to this provider's KEYMGMT LOAD.
+ * The format itself is read by common/keyref.c, as everywhere in m2mtls.
  */
 #include <string.h>
 
-#include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include "keyref.h"   /* common/: the key reference codec */
 #include "provider.h"
 
-#define REF_PEM_NAME "PKCS#11 PROVIDER URI"
-#define REF_DESC "PKCS#11 Provider URI v1.0"
 #define REF_MAX_INPUT (64 * 1024)
 
 typedef struct {
@@ -90,11 +90,11 @@ static int pem_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBA
 
     if (!m2p_core_bio_read_all(cin, REF_MAX_INPUT, &in, &inlen))
         return 1;
-    if (!contains(in, inlen, "-----BEGIN " REF_PEM_NAME "-----"))
+    if (!contains(in, inlen, "-----BEGIN " M2C_KEYREF_PEM_LABEL "-----"))
         goto done;  /* not ours: let the other decoders try */
     if ((mem = BIO_new_mem_buf(in, (int)inlen)) == NULL)
         goto done;
-    if (!PEM_read_bio(mem, &name, &header, &der, &derlen) || strcmp(name, REF_PEM_NAME) != 0)
+    if (!PEM_read_bio(mem, &name, &header, &der, &derlen) || strcmp(name, M2C_KEYREF_PEM_LABEL) != 0)
         goto done;
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der, (size_t)derlen);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE, "pkcs11", 0);
@@ -107,36 +107,6 @@ done:
     OPENSSL_free(der);
     OPENSSL_free(in);
     return ok;
-}
-
-/* SEQUENCE { VisibleString desc, UTF8String uri } -> uri (NUL-terminated). */
-int m2p_load_ref_decode(const unsigned char *der, size_t len, char **uri)
-{
-    const unsigned char *p = der, *seq_end;
-    long l;
-    int tag, cls, inf;
-
-    *uri = NULL;
-    inf = ASN1_get_object(&p, &l, &tag, &cls, (long)len);
-    if ((inf & 0x80) || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || !(inf & V_ASN1_CONSTRUCTED))
-        return 0;
-    seq_end = p + l;
-    /* both strings primitive and of the universal class: a context or
-     * application tag with the same number is another type (libm2mtls and
-     * pkcs11-provider read these files with a DER decoder that says so) */
-    inf = ASN1_get_object(&p, &l, &tag, &cls, (long)(seq_end - p));
-    if ((inf & 0x80) || (inf & V_ASN1_CONSTRUCTED) || cls != V_ASN1_UNIVERSAL || tag != V_ASN1_VISIBLESTRING
-        || (size_t)l != strlen(REF_DESC)
-        || memcmp(p, REF_DESC, (size_t)l) != 0)
-        return 0;
-    p += l;
-    inf = ASN1_get_object(&p, &l, &tag, &cls, (long)(seq_end - p));
-    if ((inf & 0x80) || (inf & V_ASN1_CONSTRUCTED) || cls != V_ASN1_UNIVERSAL || tag != V_ASN1_UTF8STRING
-        || p + l != seq_end || memchr(p, 0, (size_t)l))
-        return 0;
-    if ((*uri = OPENSSL_strndup((const char *)p, (size_t)l)) == NULL)
-        return 0;
-    return 1;
 }
 
 static int key_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
@@ -153,7 +123,7 @@ static int key_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBA
 
     if (!m2p_core_bio_read_all(cin, REF_MAX_INPUT, &der, &derlen))
         return 1;
-    if (!m2p_load_ref_decode(der, derlen, &uri))
+    if (!m2c_keyref_decode(der, derlen, &uri))
         goto done;      /* not a key reference */
     if (selection != 0 && !(selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY))
         cls = CKO_PUBLIC_KEY;

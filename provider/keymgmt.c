@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * KEYMGMT for EC and RSA keys held by reference. The private key never leaves
  * the token: EXPORT refuses private parts (that is what makes libcrypto and

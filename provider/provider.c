@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * m2mtls provider entry point: configuration, algorithm tables, the private
  * fallback library context.

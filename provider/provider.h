@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * m2mtls OpenSSL 3 provider: internal interfaces shared by the provider's files.
  * Nothing here is exported from m2mtls.so (hidden visibility); the only public
@@ -14,6 +15,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
 
+#include "ckr.h"      /* common/: CKR_ names */
 #include "pkcs11.h"
 
 #define M2P_HIDDEN __attribute__((visibility("hidden")))
@@ -41,7 +43,6 @@ typedef struct m2p_token m2p_token;
 typedef struct m2p_key m2p_key;
 typedef struct m2p_uri m2p_uri;
 
-M2P_HIDDEN const char *m2p_ckr_name(CK_RV rv);
 M2P_HIDDEN void m2p_err_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in);
 M2P_HIDDEN void m2p_err_forget(const OSSL_CORE_HANDLE *handle);
 M2P_HIDDEN void m2p_err_raw(int reason, const char *file, int line, const char *func,
@@ -50,7 +51,7 @@ M2P_HIDDEN const OSSL_ITEM *m2p_reason_strings(void);
 #define M2P_ERR(reason, ...) m2p_err_raw((reason), __FILE__, __LINE__, __func__, __VA_ARGS__)
 /* "C_Login: CKR_PIN_INCORRECT" */
 #define M2P_ERR_CK(fn, rv) \
-    m2p_err_raw(M2P_R_PKCS11, __FILE__, __LINE__, __func__, "%s: %s", (fn), m2p_ckr_name(rv))
+    m2p_err_raw(M2P_R_PKCS11, __FILE__, __LINE__, __func__, "%s: %s", (fn), m2c_ckr_name(rv))
 
 /* ---- provider context (provider.c) -------------------------------------- */
 struct m2p_prov {
@@ -220,6 +221,5 @@ M2P_HIDDEN int m2p_core_bio_read_all(OSSL_CORE_BIO *cin, size_t max, unsigned ch
 /* first private (cls CKO_PRIVATE_KEY) or public key matching a URI (store.c) */
 M2P_HIDDEN m2p_key *m2p_key_from_uri(m2p_prov *prov, const char *uri, CK_OBJECT_CLASS cls,
                                      OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg);
-M2P_HIDDEN int m2p_load_ref_decode(const unsigned char *der, size_t len, char **uri);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SIGNATURE: ECDSA, RSA PKCS#1 v1.5 and RSA-PSS. The digest is computed here
  * (fallback library context: never this provider) and the token gets a raw

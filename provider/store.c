@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * STORE for RFC 7512 pkcs11: URIs: private keys and public keys are passed by
  * reference (the KEYMGMT's LOAD picks them up), certificates by value (DER).

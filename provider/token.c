@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Token access: the PKCS#11 module (loaded lazily, re-initialised after fork),
  * tokens, the per-token session pool, login (a refused PIN is never presented
@@ -277,7 +278,7 @@ static int token_login_locked(m2p_token *tok, CK_SESSION_HANDLE s, const m2p_log
     *rv_out = CKR_OK;
     if (tok->login_failed) {
         M2P_ERR(M2P_R_PKCS11, "C_Login: %s (token \"%s\": the refused PIN is not tried again)",
-                m2p_ckr_name(tok->login_failed), tok->label);
+                m2c_ckr_name(tok->login_failed), tok->label);
         return 0;
     }
     if (src != NULL && src->pin != NULL)
@@ -327,7 +328,7 @@ static int token_login_locked(m2p_token *tok, CK_SESSION_HANDLE s, const m2p_log
     OPENSSL_clear_free(pin, strlen(pin));
     if (is_pin_refusal(rv))
         tok->login_failed = rv;
-    M2P_ERR(M2P_R_PKCS11, "C_Login: %s (token \"%s\")", m2p_ckr_name(rv), tok->label);
+    M2P_ERR(M2P_R_PKCS11, "C_Login: %s (token \"%s\")", m2c_ckr_name(rv), tok->label);
     return 0;
 }
 
@@ -426,7 +427,7 @@ retry:
             pthread_mutex_unlock(&tok->lock);
             M2P_ERR(M2P_R_PKCS11,
                     "C_Login: %s (token \"%s\": the refused PIN is not tried again)",
-                    m2p_ckr_name(lf), tok->label);
+                    m2c_ckr_name(lf), tok->label);
             return 0;
         }
         if (tok->npool > 0)
@@ -445,7 +446,7 @@ retry:
         if (rv == CKR_OK)
             break;
         if (!slot_gone(rv) || attempt == M2P_MAX_RETRIES) {
-            M2P_ERR(M2P_R_PKCS11, "C_OpenSession: %s (token \"%s\")", m2p_ckr_name(rv),
+            M2P_ERR(M2P_R_PKCS11, "C_OpenSession: %s (token \"%s\")", m2c_ckr_name(rv),
                     tok->label);
             return 0;
         }
@@ -705,12 +706,12 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         default:
             m2p_session_put(tok, s);
             ERR_pop_to_mark();
-            M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2p_ckr_name(rv));
+            M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2c_ckr_name(rv));
             return 0;
         }
     }
     ERR_pop_to_mark();
-    M2P_ERR(M2P_R_PKCS11, "%s: %s (gave up after %d attempts)", fn, m2p_ckr_name(rv),
+    M2P_ERR(M2P_R_PKCS11, "%s: %s (gave up after %d attempts)", fn, m2c_ckr_name(rv),
             M2P_MAX_RETRIES);
     return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 7512 pkcs11: URI parser. */
 #include <ctype.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loopback handshakes: see hs.h. */
 #include "hs.h"
 
@@ -92,6 +93,7 @@ static void collect(SSL *ssl, int server, hs_side *s)
     s->cert_name = dup_or_null(m2mtls_ssl_peer_cert_name(ssl));
     s->anchor = dup_or_null(m2mtls_ssl_anchor(ssl));
     s->reason = dup_or_null(m2mtls_ssl_reject_reason(ssl));
+    s->reject_code = m2mtls_ssl_reject_code(ssl);
     if (server)
         s->sni = dup_or_null(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
     s->reused = SSL_session_reused(ssl);

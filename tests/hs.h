@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Loopback handshakes for the m2mtls tests: TCP (TLS) or connected UDP
  * sockets (DTLS, BIO_new_dgram) on 127.0.0.1 with a port chosen by the
@@ -24,6 +25,7 @@ typedef struct hs_side {
     char *cert_name;     /* m2mtls_ssl_peer_cert_name() */
     char *anchor;        /* m2mtls_ssl_anchor() */
     char *reason;        /* m2mtls_ssl_reject_reason() */
+    int   reject_code;   /* m2mtls_ssl_reject_code() */
     char *sni;           /* server: SSL_get_servername() */
     char  ssl_error[256];/* first OpenSSL error seen, for diagnostics */
     SSL_SESSION *session;/* client: SSL_get1_session() after the exchange */

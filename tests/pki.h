@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A small test PKI for the m2mtls tests, built with the OpenSSL 3 API only
  * (no openssl command): EC P-256 keys, certificates with chosen names,

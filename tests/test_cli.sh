@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The m2mtls command line: `m2mtls inspect` (exit 0 accepted / 1 rejected /
 # 2 usage, policy or file error, --json, --peer, --chain, --at) and
 # `m2mtls policy check`. The PKI is made with the openssl command.
@@ -148,6 +149,10 @@ if peer and o["reason"] is not None:
     sys.exit("reason %r on an acceptance" % o["reason"])
 if not peer and not o["reason"]:
     sys.exit("no reason on a rejection")
+if peer and o["reason_code"] is not None:
+    sys.exit("reason_code %r on an acceptance" % o["reason_code"])
+if not peer and o["reason_code"] != "name":
+    sys.exit("reason_code %r, expected 'name' (no association matches)" % o["reason_code"])
 if not isinstance(o["names"], list) or "dns:" not in json.dumps(o["names"]) and "uri:" not in json.dumps(o["names"]):
     sys.exit("names %r" % (o["names"],))
 if not isinstance(o["chain"], list):
@@ -163,6 +168,14 @@ json_check json_acc accept /CSE-1 && ok || { fail "--json accepted"; cat "$T/jso
 run json_rej inspect --policy "$P" --json "$T/other.pem"
 expect_rc json_rej 1
 json_check json_rej reject "" && ok || { fail "--json rejected"; cat "$T/json_rej.out"; }
+
+# ---- --version: m2mtls's version, the OpenSSL built against and the one running ----------
+run version --version
+expect_rc version 0
+grep -qx "m2mtls [0-9]*\.[0-9]*\.[0-9]*" "$T/version.out" && ok || { fail "--version: no 'm2mtls X.Y.Z' line"; cat "$T/version.out"; }
+grep -q "^built with: *OpenSSL 3\." "$T/version.out" && ok || { fail "--version: no 'built with: OpenSSL' line"; cat "$T/version.out"; }
+running=$(openssl version | cut -d' ' -f1-2)
+grep -q "^running with: *$running" "$T/version.out" && ok || { fail "--version: no 'running with: $running' line"; cat "$T/version.out"; }
 
 # ---- errors: exit 2 -------------------------------------------------------------------
 run badpol inspect --policy "$T/bad.policy" "$T/cse1.pem"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The networked m2mtls subcommands, run as a user would, as separate
 # processes: `m2mtls serve` (Entity B) and `m2mtls connect` (Entity A) over
 # TLS 1.2, TLS 1.3 and DTLS 1.2 (accepted, resumed, refused by either side,

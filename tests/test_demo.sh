@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # `m2mtls demo`, run as a user would: every phase shows, it exits 0, it cleans
 # up after itself, and --keep leaves the templates.
 # usage: test_demo.sh PATH-TO-m2mtls

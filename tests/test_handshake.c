@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Real handshakes over loopback sockets with the verifier installed on both
  * sides: TLS 1.2 (ECDHE-ECDSA-AES128-SHA256), TLS 1.3, DTLS 1.2 over UDP
@@ -177,11 +178,13 @@ static void expect_labels(const hs_side *s, const hs_side *c)
     assert_str_eq(s->cert_name, "dns:client.example.com");
     assert_str_eq(s->anchor, "ALPHA");
     assert_null(s->reason);
+    assert_int_equal(s->reject_code, M2MTLS_REJECT_NONE);
     assert_str_eq(c->peer_id, "/CSE-SRV");
     assert_str_eq(c->local_id, "/CSE-CLI-AS");
     assert_str_eq(c->cert_name, "dns:server.example.com");
     assert_str_eq(c->anchor, "ALPHA");
     assert_null(c->reason);
+    assert_int_equal(c->reject_code, M2MTLS_REJECT_NONE);
 }
 
 /* ---- the application's client hello callback, chained ------------------------ */
@@ -310,6 +313,7 @@ static void test_reject_server_side(void **state)
         assert_null(s.peer_id);
         assert_non_null(s.reason);
         assert_contains(s.reason, "no association");
+        assert_int_equal(s.reject_code, M2MTLS_REJECT_NAME);
         hs_side_clear(&s);
         hs_side_clear(&c);
         SSL_CTX_free(sctx);
@@ -335,6 +339,7 @@ static void test_reject_client_side(void **state)
         assert_null(c.peer_id);
         assert_non_null(c.reason);
         assert_contains(c.reason, "ALPHA");
+        assert_int_equal(c.reject_code, M2MTLS_REJECT_ROOT_OF_TRUST);
         hs_side_clear(&s);
         hs_side_clear(&c);
         SSL_CTX_free(sctx);
@@ -380,6 +385,8 @@ static void test_no_client_certificate(void **state)
             fail_msg("%s: a client without a certificate was accepted", m->name);
         assert_false(s.handshake_ok);
         assert_null(s.peer_id);
+        assert_non_null(s.reason);
+        assert_int_equal(s.reject_code, M2MTLS_REJECT_NO_CERTIFICATE);
         hs_side_clear(&s);
         hs_side_clear(&c);
         SSL_CTX_free(sctx);
@@ -496,6 +503,7 @@ static void test_app_callback_refuses(void **state)
         assert_false(s.handshake_ok);
         assert_null(s.peer_id);
         assert_true(atomic_load(&calls_reject) > 0);
+        assert_int_equal(s.reject_code, M2MTLS_REJECT_APPLICATION);
         hs_side_clear(&s);
         hs_side_clear(&c);
         SSL_CTX_free(sctx);
@@ -516,6 +524,7 @@ static void test_app_callback_refuses(void **state)
         assert_false(c.handshake_ok);
         assert_null(c.peer_id);
         assert_true(atomic_load(&calls_reject) > 0);
+        assert_int_equal(c.reject_code, M2MTLS_REJECT_APPLICATION);
         hs_side_clear(&s);
         hs_side_clear(&c);
         SSL_CTX_free(sctx);

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # `m2mtls keyref` and `m2mtls csr` with keys in a real SoftHSM token, as a
 # user runs them: generate, list, write and show key references (reachable,
 # wrong PIN, missing token), a CSR signed inside the token, bad arguments.

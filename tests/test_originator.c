@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TS-0003 7.2.1: the From parameter must name the identity bound to the
  * security association, in its CSE-relative, SP-relative or absolute form.

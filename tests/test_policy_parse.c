@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The policy file format (DESIGN.md "Policy file"): every directive, every
  * error reported as "FILE:LINE: what is wrong", a policy with any error is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Policy swap under load: two client threads do handshakes in a loop (every
  * other one resuming) against two server threads sharing one SSL_CTX, while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The verification rules, evaluated through m2mtls_policy_check_cert():
  * name matching by subjectAltName type, each candidate against its own
@@ -144,7 +145,7 @@ static X509 *uri_leaf(const pki_cert *issuer, const char *uri)
 }
 
 static void check_full(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
-                       const char *peer, int role, time_t at, m2mtls_verdict *v)
+                       const char *peer, m2mtls_role role, time_t at, m2mtls_verdict *v)
 {
     memset(v, 0, sizeof *v);
     if (m2mtls_policy_check_cert(p, cert, chain, peer, role, at, v) != 1)
@@ -167,6 +168,7 @@ static void expect_accept(m2mtls_verdict *v, const char *peer_id)
     assert_true(sk_X509_num(v->chain) >= 1);
     assert_non_null(v->cert_name);
     assert_non_null(v->anchor);
+    assert_int_equal(m2mtls_verdict_code(v), M2MTLS_REJECT_NONE);
 }
 
 /* Rejected; the reason contains WHY (case-sensitive). */
@@ -182,6 +184,19 @@ static void expect_reject(m2mtls_verdict *v, const char *why)
     assert_null(v->peer_id);
     if (why != NULL)
         assert_contains(v->reason, why);
+    /* every refusal has a class, and a peer's certificate is never "internal" */
+    m2mtls_reject_code code = m2mtls_verdict_code(v);
+    if (code == M2MTLS_REJECT_NONE || code == M2MTLS_REJECT_INTERNAL)
+        fail_msg("refusal without a peer class (%s): %s", m2mtls_reject_code_name(code), v->reason);
+}
+
+/* Rejected with WHY in the reason and CODE as its class. */
+static void expect_reject_as(m2mtls_verdict *v, const char *why, m2mtls_reject_code code)
+{
+    expect_reject(v, why);
+    if (m2mtls_verdict_code(v) != code)
+        fail_msg("class %s, expected %s: %s", m2mtls_reject_code_name(m2mtls_verdict_code(v)),
+                 m2mtls_reject_code_name(code), v->reason);
 }
 
 /* Checks CERT against the main policy as a responder, then frees it. */
@@ -190,6 +205,15 @@ static void accept_cert(X509 *cert, const char *peer_id)
     m2mtls_verdict v;
     check(cert, &v);
     expect_accept(&v, peer_id);
+    m2mtls_verdict_clear(&v);
+    X509_free(cert);
+}
+
+static void reject_cert_as(X509 *cert, const char *why, m2mtls_reject_code code)
+{
+    m2mtls_verdict v;
+    check(cert, &v);
+    expect_reject_as(&v, why, code);
     m2mtls_verdict_clear(&v);
     X509_free(cert);
 }
@@ -258,7 +282,7 @@ static void test_uri_byte_exact(void **state)
 static void test_no_association(void **state)
 {
     (void)state;
-    reject_cert(dns_leaf(&alpha, "unknown.example.com"), "no association");
+    reject_cert_as(dns_leaf(&alpha, "unknown.example.com"), "no association", M2MTLS_REJECT_NAME);
     /* a name that is a suffix / prefix of a configured one */
     reject_cert(dns_leaf(&alpha, "xcse1.example.com"), "no association");
     reject_cert(dns_leaf(&alpha, "cse1.example.com.evil.org"), "no association");
@@ -293,7 +317,7 @@ static void test_other_san_types_never_match(void **state)
 static void test_wildcard_rejected(void **state)
 {
     (void)state;
-    reject_cert(dns_leaf(&alpha, "*.example.com"), "wildcard");
+    reject_cert_as(dns_leaf(&alpha, "*.example.com"), "wildcard", M2MTLS_REJECT_NAME);
     pki_san both[] = { { PKI_SAN_DNS, "cse1.example.com", 0 }, { PKI_SAN_DNS, "*.example.com", 0 },
                        { 0, 0, 0 } };
     reject_cert(leaf(&alpha, "leaf", both), "wildcard");
@@ -304,7 +328,7 @@ static void test_nul_rejected(void **state)
     (void)state;
     static const char dns[] = "cse1.example.com\0.evil.org";
     pki_san s1[] = { { PKI_SAN_DNS, dns, sizeof dns - 1 }, { 0, 0, 0 } };
-    reject_cert(leaf(&alpha, "leaf", s1), "NUL");
+    reject_cert_as(leaf(&alpha, "leaf", s1), "NUL", M2MTLS_REJECT_NAME);
     /* a trailing NUL: a C string compare would see exactly the configured name */
     pki_san s2[] = { { PKI_SAN_DNS, "cse1.example.com", sizeof "cse1.example.com" }, { 0, 0, 0 } };
     reject_cert(leaf(&alpha, "leaf", s2), "NUL");
@@ -341,13 +365,13 @@ static void test_own_anchor_only(void **state)
 {
     (void)state;
     /* cse2 is under BRAVO; ALPHA is trusted by the policy but is not cse2's anchor */
-    reject_cert(dns_leaf(&alpha, "cse2.example.com"), "BRAVO");
+    reject_cert_as(dns_leaf(&alpha, "cse2.example.com"), "BRAVO", M2MTLS_REJECT_ROOT_OF_TRUST);
     /* and the other way round */
     reject_cert(dns_leaf(&bravo, "cse1.example.com"), "ALPHA");
     /* a look-alike root: same subject name as ALPHA, another key */
     assert_int_equal(X509_NAME_cmp(X509_get_subject_name(look.cert),
                                    X509_get_subject_name(alpha.cert)), 0);
-    reject_cert(dns_leaf(&look, "cse1.example.com"), "ALPHA");
+    reject_cert_as(dns_leaf(&look, "cse1.example.com"), "ALPHA", M2MTLS_REJECT_ROOT_OF_TRUST);
     reject_cert(uri_leaf(&look, "//sp.example.com/CSE-1/Csensor7"), "ALPHA");
     /* the look-alike root passed as part of the chain does not help */
     X509 *c = dns_leaf(&look, "cse1.example.com");
@@ -465,7 +489,7 @@ static void test_validity(void **state)
     X509 *c = leaf_opts(exp);
     m2mtls_verdict v;
     check(c, &v);
-    expect_reject(&v, "expired");
+    expect_reject_as(&v, "expired", M2MTLS_REJECT_ROOT_OF_TRUST);
     m2mtls_verdict_clear(&v);
     /* valid two days ago */
     check_full(pol, c, NULL, NULL, M2MTLS_RESPONDER, time(NULL) - 2 * DAY, &v);
@@ -497,7 +521,7 @@ static void test_key_usage(void **state)
     (void)state;
     pki_san s[] = { { PKI_SAN_DNS, "cse1.example.com", 0 }, { 0, 0, 0 } };
     pki_opts o = { .cn = "leaf", .issuer = &alpha, .sans = s, .key_usage = KU_KEY_ENCIPHERMENT };
-    reject_cert(leaf_opts(o), "digitalSignature");
+    reject_cert_as(leaf_opts(o), "digitalSignature", M2MTLS_REJECT_PROFILE);
     o.key_usage = KU_KEY_AGREEMENT | KU_KEY_CERT_SIGN;
     reject_cert(leaf_opts(o), "digitalSignature");
     o.key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
@@ -515,7 +539,7 @@ static void test_crl(void **state)
     X509 *c = leaf_opts(o);
     m2mtls_verdict v;
     check_full(crl_pol, c, NULL, NULL, M2MTLS_RESPONDER, 0, &v);
-    expect_reject(&v, "revoked");
+    expect_reject_as(&v, "revoked", M2MTLS_REJECT_REVOCATION);
     m2mtls_verdict_clear(&v);
     X509_free(c);
 
@@ -536,7 +560,7 @@ static void test_more_than_one_identity(void **state)
     (void)state;
     pki_san s[] = { { PKI_SAN_DNS, "cse1.example.com", 0 }, { PKI_SAN_DNS, "cse3.example.com", 0 },
                     { 0, 0, 0 } };
-    reject_cert(leaf(&alpha, "leaf", s), "more than one identity");
+    reject_cert_as(leaf(&alpha, "leaf", s), "more than one identity", M2MTLS_REJECT_AMBIGUOUS);
     pki_san s2[] = { { PKI_SAN_DNS, "cse1.example.com", 0 },
                      { PKI_SAN_URI, "//sp.example.com/CSE-1/Csensor7", 0 }, { 0, 0, 0 } };
     reject_cert(leaf(&alpha, "leaf", s2), "more than one identity");
@@ -605,6 +629,33 @@ static void test_initiator(void **state)
     X509_free(dup);
 }
 
+/* ---- the API around verdicts ------------------------------------------------ */
+
+static void test_codes_and_version(void **state)
+{
+    (void)state;
+    m2mtls_verdict zero;
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(m2mtls_verdict_code(&zero), M2MTLS_REJECT_NONE);
+    assert_int_equal(m2mtls_verdict_code(NULL), M2MTLS_REJECT_NONE);
+    /* the tokens are stable: logs and JSON use them */
+    static const char *const names[] = { "none", "no-certificate", "name", "root-of-trust", "revocation",
+                                         "ambiguous", "profile", "application", "resumption", "internal" };
+    for (int i = 0; i <= M2MTLS_REJECT_INTERNAL; i++)
+        assert_str_eq(m2mtls_reject_code_name((m2mtls_reject_code)i), names[i]);
+    assert_str_eq(m2mtls_reject_code_name((m2mtls_reject_code)99), "unknown");
+    /* the role keeps the values it had as macros */
+    assert_int_equal(M2MTLS_RESPONDER, 0);
+    assert_int_equal(M2MTLS_INITIATOR, 1);
+    /* the library's version is the headers' */
+    assert_str_eq(m2mtls_version(), M2MTLS_VERSION_STRING);
+    assert_int_equal(m2mtls_version_number(), M2MTLS_VERSION_NUMBER);
+    assert_int_equal(M2MTLS_VERSION_NUMBER, (M2MTLS_VERSION_MAJOR << 16) | (M2MTLS_VERSION_MINOR << 8)
+                                                | M2MTLS_VERSION_PATCH);
+    assert_true(M2MTLS_VERSION_AT_LEAST(1, 0, 0));
+    assert_false(M2MTLS_VERSION_AT_LEAST(M2MTLS_VERSION_MAJOR + 1, 0, 0));
+}
+
 static void test_local_id(void **state)
 {
     (void)state;
@@ -650,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_peers_from_cert),
         cmocka_unit_test(test_initiator),
         cmocka_unit_test(test_local_id),
+        cmocka_unit_test(test_codes_and_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

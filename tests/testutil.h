@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers shared by the CMocka tests. */
 #ifndef M2MTLS_TESTS_TESTUTIL_H
 #define M2MTLS_TESTS_TESTUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench: shared pieces. Clocks and thread runners, the machine
  * description, a table printer (aligned text, JSON, CSV), the throw-away
  * SoftHSM token with the provider loaded in-process, certificates, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench: shared pieces (see bench.h). */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>

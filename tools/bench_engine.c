@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench sign: libp11's PKCS#11 engine (Debian: libengine-pkcs11-openssl),
  * the path many programs use today, measured on the same token. The ENGINE
  * API is deprecated in OpenSSL 3: this file alone is compiled with it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench handshake: mutual-authentication handshakes per second, both
  * sides in this process (TLS over BIO pairs, DTLS over UDP on 127.0.0.1), at
  * 1 and N threads (each thread its own client/server pair):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench policy: what a big policy costs.
  *  - Load time and peak memory of a policy of N `peer` lines (10,000 /
  *    100,000 / 1,000,000, or --peers N), each size loaded in a forked child

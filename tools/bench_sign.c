@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench sign: ECDSA P-256 (SHA-256) and RSA-2048-PSS (SHA-256, salt =
  * digest length) signatures per second at 1 and N threads, by four paths to
  * the same kind of key:
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include "bench.h"
+#include "ckr.h"
 #include "bench_engine.h"
 #include "internal.h"
 #include "tool.h"
@@ -41,7 +43,6 @@ typedef struct sign_state {
     unsigned char digest[32];
 } sign_state;
 
-const char *m2p_ckr_name(CK_RV rv); /* provider/errors.c */
 
 static const unsigned char msg[64] = "m2mtls bench: the message signed, 64 bytes like a TLS 1.2 digest";
 
@@ -81,7 +82,7 @@ static int sign_step(void *state, char *err, size_t len)
                                              : (CK_MECHANISM){ CKM_RSA_PKCS_PSS, &pss, sizeof pss };
         CK_RV rv = p11_sign(&st->m, st->s, st->k, &mech, st->digest, sizeof st->digest, sig, &n);
         if (rv != CKR_OK) {
-            snprintf(err, len, "C_Sign: %s", m2p_ckr_name(rv));
+            snprintf(err, len, "C_Sign: %s", m2c_ckr_name(rv));
             return 0;
         }
         return 1;

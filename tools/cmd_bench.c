@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench: what a key in a token and the m2mtls verifier cost, each
  * next to its baseline measured in the same run (bench_sign.c,
  * bench_handshake.c, bench_policy.c; output in bench_common.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls connect: act as Entity A (initiator) toward one configured peer. */
 #include <errno.h>
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls csr: a certificate signing request with the subjectAltName TS-0003
  * 10.1.4 requires, signed by a key in a token (or a file). */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls demo: the Certificate-Based Security Association Establishment
  * Framework (TS-0003 Figure 8.2.2.2-1) from end to end, with both entities'
  * private keys generated inside a throw-away SoftHSM token. Entity B (an
@@ -40,7 +41,8 @@ static const char usage[] =
     "  --keep DIR       keep every generated file in DIR (templates to copy)\n"
     "  --module PATH    PKCS#11 module (default $M2MTLS_PKCS11_MODULE, else SoftHSM)\n"
     "  --provider PATH  the m2mtls provider module (default: $M2MTLS_PROVIDER_MODULE,\n"
-    "                   the build tree's, else the installed one)\n";
+    "                   else the one installed beside this command, else the build\n"
+    "                   tree's)\n";
 
 #define TOKEN    "m2mtls-demo"
 #define USER_PIN "demo-user-pin"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls inspect: would the policy accept this certificate, and why (not)? */
 #include <getopt.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static const char usage[] =
     "                  follow the first one in CERT are used as the chain too\n"
     "  --at TIME       verify at this RFC 3339 time (2026-01-31T12:00:00Z) instead of now\n"
     "  --json          print one JSON object: verdict, peer_id, local_id, cert_name,\n"
-    "                  anchor, reason, names, chain\n"
+    "                  anchor, reason, reason_code, names, chain\n"
     "  -h, --help      this text\n"
     "\n"
     "Exit status: 0 accepted (prints 'accepted: PEER-ID'), 1 rejected (prints\n"
@@ -138,6 +139,8 @@ static void print_json(const inspect_args *a, const m2mtls_verdict *v, X509 *lea
     tool_json_str(stdout, v->anchor);
     printf(", \"reason\": ");
     tool_json_str(stdout, v->reason);
+    printf(", \"reason_code\": ");
+    tool_json_str(stdout, v->accepted ? NULL : m2mtls_reject_code_name(m2mtls_verdict_code(v)));
     printf(", \"subject\": ");
     tool_json_str(stdout, tool_name(X509_get_subject_name(leaf), buf, sizeof buf));
     printf(", \"names\": [");

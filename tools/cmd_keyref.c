@@ -1,19 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls keyref: key references (PEM files naming a key in a token), and the
  * tokens, keys and certificates of a PKCS#11 module. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/asn1.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include "internal.h"
+#include "keyref.h"
 #include "p11.h"
 #include "tool.h"
 
-#define KEYREF_PEM_LABEL "PKCS#11 PROVIDER URI"
-#define KEYREF_VERSION   "PKCS#11 Provider URI v1.0"
 
 
 static const char usage[] =
@@ -24,7 +22,7 @@ static const char usage[] =
     "\n"
     "  --list         the tokens of a PKCS#11 module and their keys and certificates,\n"
     "                 each with its pkcs11: URI (private keys need --pin)\n"
-    "  --uri, --out   write a key reference: a PEM file ('" KEYREF_PEM_LABEL "') naming the\n"
+    "  --uri, --out   write a key reference: a PEM file ('" M2C_KEYREF_PEM_LABEL "') naming the\n"
     "                 key by URI; programs read it like a key file when openssl.cnf loads\n"
     "                 the m2mtls provider (same format as the pkcs11-provider project)\n"
     "  --show         what a key reference points to, and whether the key is reachable\n"
@@ -39,30 +37,9 @@ static const char usage[] =
 
 static int write_keyref(const char *uri, const char *out)
 {
-    ASN1_STRING *ver = ASN1_STRING_type_new(V_ASN1_VISIBLESTRING);
-    ASN1_UTF8STRING *u = ASN1_UTF8STRING_new();
-    STACK_OF(ASN1_TYPE) *seq = sk_ASN1_TYPE_new_null();
-    ASN1_TYPE *t1 = ASN1_TYPE_new(), *t2 = ASN1_TYPE_new();
-    unsigned char *der = NULL;
-    int len = -1, ok = 0;
-    if (ver && u && seq && t1 && t2 && ASN1_STRING_set(ver, KEYREF_VERSION, -1) && ASN1_STRING_set(u, uri, -1)) {
-        ASN1_TYPE_set(t1, V_ASN1_VISIBLESTRING, ver);
-        ASN1_TYPE_set(t2, V_ASN1_UTF8STRING, u);
-        ver = u = NULL; /* owned by the ASN1_TYPEs now */
-        if (sk_ASN1_TYPE_push(seq, t1) && (t1 = NULL, sk_ASN1_TYPE_push(seq, t2)) && (t2 = NULL, 1))
-            len = i2d_ASN1_SEQUENCE_ANY(seq, &der);
-    }
-    if (len > 0) {
-        BIO *b = BIO_new_file(out, "w");
-        ok = b != NULL && PEM_write_bio(b, KEYREF_PEM_LABEL, "", der, len) > 0 && BIO_flush(b) > 0;
-        BIO_free(b);
-    }
-    OPENSSL_free(der);
-    ASN1_STRING_free(ver);
-    ASN1_STRING_free(u);
-    ASN1_TYPE_free(t1);
-    ASN1_TYPE_free(t2);
-    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    BIO *b = BIO_new_file(out, "w");
+    int ok = b != NULL && m2c_keyref_pem_write(b, uri) && BIO_flush(b) > 0;
+    BIO_free(b);
     return ok;
 }
 

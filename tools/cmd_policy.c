@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls policy check FILE: load a policy, list every mistake. */
 #include <string.h>
 #include <time.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls serve: act as Entity B (responder). Every connection is verified by
  * the policy and logged with the bound identity or the refusal reason; data
  * is echoed back. Connections are served concurrently, one thread each. */

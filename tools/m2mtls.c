@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls: diagnosis and demos for oneM2M certificate-based security associations. */
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +29,8 @@ static const char usage[] =
     "                 what a key in a token and the verifier cost, next to their baselines\n"
     "\n"
     "  m2mtls <command> --help   details of one command\n"
-    "  m2mtls --version          the version\n";
+    "  m2mtls --version          the version, and the OpenSSL versions it was built\n"
+    "                            with and runs with\n";
 
 int main(int argc, char **argv)
 {
@@ -42,7 +44,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("m2mtls %s (%s)\n", M2MTLS_VERSION_STRING, OpenSSL_version(OPENSSL_VERSION));
+        /* The OpenSSL of the headers and the one loaded now can differ (a
+         * distribution upgrade): both matter when something goes wrong. */
+        printf("m2mtls %s\n", M2MTLS_VERSION_STRING);
+        printf("built with:   %s\n", OPENSSL_VERSION_TEXT);
+        printf("running with: %s\n", OpenSSL_version(OPENSSL_VERSION));
         return 0;
     }
     if (strcmp(cmd, "inspect") == 0)

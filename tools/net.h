@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sockets and (D)TLS I/O for the m2mtls command: non-blocking sockets
  * driven with poll() against a deadline, so nothing waits forever. */
 #ifndef M2MTLS_TOOL_NET_H

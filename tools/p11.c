@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -5,7 +6,7 @@
 #include "tool.h"
 #include "p11.h"
 
-const char *m2p_ckr_name(CK_RV rv); /* provider/errors.c */
+#include "ckr.h"
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define MAX_SLOTS 64
@@ -13,7 +14,7 @@ const char *m2p_ckr_name(CK_RV rv); /* provider/errors.c */
 
 static int fail(p11 *m, const char *fn, CK_RV rv)
 {
-    snprintf(m->error, sizeof m->error, "%s: %s", fn, m2p_ckr_name(rv));
+    snprintf(m->error, sizeof m->error, "%s: %s", fn, m2c_ckr_name(rv));
     return 0;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small PKCS#11 client for the m2mtls command (keyref, demo, bench): list
  * tokens and objects with their pkcs11: URIs, initialise a token, generate a
  * key pair inside a token. Signing is the provider's job; p11_sign is only

@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -53,14 +55,42 @@ int tool_write_pem(const char *file, X509 *x, EVP_PKEY *key)
     return ok;
 }
 
+/* DIR of this executable + REL into BUF when that file is readable. */
+static const char *beside_self(const char *rel, char *buf, size_t len)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    char joined[8192];
+    int w = snprintf(joined, sizeof joined, "%s/%s", self, rel);
+    char *real = w > 0 && (size_t)w < sizeof joined ? realpath(joined, NULL) : NULL;
+    if (real == NULL || strlen(real) >= len || access(real, R_OK) != 0) {
+        free(real);
+        return NULL;
+    }
+    memcpy(buf, real, strlen(real) + 1);
+    free(real);
+    return buf;
+}
+
 const char *tool_find_provider(const char *given)
 {
+    static _Thread_local char buf[4096];
     const char *env = getenv("M2MTLS_PROVIDER_MODULE");
+    const char *found;
     if (given != NULL)
         return given;
     if (env != NULL && *env)
         return env;
-    if (access(M2MTLS_PROVIDER_BUILD, R_OK) == 0)
-        return M2MTLS_PROVIDER_BUILD;
+    /* Installed (a package unpacked anywhere, a moved prefix), then built. */
+    if ((found = beside_self(M2MTLS_PROVIDER_FROM_BIN, buf, sizeof buf)) != NULL
+        || (found = beside_self(M2MTLS_PROVIDER_FROM_BUILD, buf, sizeof buf)) != NULL)
+        return found;
     return M2MTLS_PROVIDER_INSTALLED;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Certificates and files for the command's own needs (demo, bench): a small
  * CA that issues TS-0003 end-entity certificates, PEM files, and where the
  * m2mtls provider module is. */
@@ -12,7 +13,9 @@
 X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san);
 /* FILE gets X (if not NULL) then KEY (if not NULL) as PEM. 1 ok. */
 int tool_write_pem(const char *file, X509 *x, EVP_PKEY *key);
-/* The provider module: GIVEN, else $M2MTLS_PROVIDER_MODULE, else the build
- * tree's, else the installed one. */
+/* The provider module: GIVEN, else $M2MTLS_PROVIDER_MODULE, else the one
+ * installed beside this executable (BINDIR/../LIBDIR/ossl-modules: wherever
+ * the package or prefix was put), else the build tree's (tools/../provider),
+ * else the configured install location. */
 const char *tool_find_provider(const char *given);
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <string.h>
 #include <openssl/err.h>
 #include <m2mtls/policy.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared pieces of the m2mtls command. */
 #ifndef M2MTLS_TOOL_H
 #define M2MTLS_TOOL_H

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # libcoap's coap-server-openssl (unmodified) as a CoAP-over-DTLS oneM2M CSE
 # whose private key stays in a PKCS#11 token; every client must present a
 # certificate that chains to the SP root.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make-keyref.sh URI OUT: writes OUT, a key reference PEM for the token key URI
 # (e.g. 'pkcs11:token=in-cse;object=tls;type=private'). A server configured
 # with OUT as its private key file signs inside the token through the m2mtls

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # `openssl s_server` with the private key in a PKCS#11 token, client
 # certificates required: the smallest way to see a token-held key at work.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Smoke check of `m2mtls bench ... --json|--csv`: runs the command given after
 the format, requires exit 0 and output that parses, names the machine and has
 rows. Asserts nothing about speed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A prefork server with its key in a token: the parent makes the server and
  * client SSL_CTXs (libm2mtls, both keys in the SoftHSM token through the
  * provider), does a handshake, then forks CHILDREN workers at once. Each

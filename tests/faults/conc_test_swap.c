@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Concurrency with keys in a token: three client threads do handshakes (every
  * other one resuming) against three server threads sharing one SSL_CTX; both
  * ends sign in the SoftHSM token through the provider (server key by key

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A fault-injecting PKCS#11 module for the tests. It exports C_GetFunctionList,
  * dlopens the real module (M2MTLS_FAULTS_MODULE, default: SoftHSM) and forwards
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckr.h" /* common/: CKR_ names */
 #include "pkcs11.h"
 
 #ifndef FAULTS_DEFAULT_MODULE
@@ -88,28 +90,6 @@ static int nrules;
 static struct stat last_st;
 static int have_file;
 
-static const struct {
-    const char *name;
-    CK_RV rv;
-} ckrs[] = {
-    { "CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED }, { "CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID },
-    { "CKR_USER_NOT_LOGGED_IN", CKR_USER_NOT_LOGGED_IN }, { "CKR_PIN_INCORRECT", CKR_PIN_INCORRECT },
-    { "CKR_DEVICE_ERROR", CKR_DEVICE_ERROR }, { "CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED },
-    { "CKR_PIN_LOCKED", CKR_PIN_LOCKED }, { "CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT },
-    { "CKR_SESSION_CLOSED", CKR_SESSION_CLOSED }, { "CKR_GENERAL_ERROR", CKR_GENERAL_ERROR },
-    { "CKR_KEY_HANDLE_INVALID", CKR_KEY_HANDLE_INVALID }, { "CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID },
-    { "CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED }, { "CKR_HOST_MEMORY", CKR_HOST_MEMORY },
-    { "CKR_USER_PIN_NOT_INITIALIZED", CKR_USER_PIN_NOT_INITIALIZED },
-};
-
-static const char *name_of(CK_RV rv)
-{
-    for (size_t i = 0; i < sizeof(ckrs) / sizeof(ckrs[0]); i++)
-        if (ckrs[i].rv == rv)
-            return ckrs[i].name;
-    return "CKR_?";
-}
-
 static void parse_rules(FILE *fp)
 {
     char line[512];
@@ -132,8 +112,6 @@ static void parse_rules(FILE *fp)
         memset(&r, 0, sizeof(r));
         r.fn = fn;
         while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL && tok[0] != '#') {
-            size_t i;
-
             if (strncmp(tok, "count=", 6) == 0)
                 r.count = strtoul(tok + 6, NULL, 10);
             else if (strncmp(tok, "after=", 6) == 0)
@@ -143,9 +121,8 @@ static void parse_rules(FILE *fp)
             else if (strncmp(tok, "token=", 6) == 0)
                 snprintf(r.token, sizeof(r.token), "%s", tok + 6);
             else {
-                for (i = 0; i < sizeof(ckrs) / sizeof(ckrs[0]); i++)
-                    if (strcmp(tok, ckrs[i].name) == 0)
-                        r.rv = ckrs[i].rv;
+                if (!m2c_ckr_value(tok, &r.rv))
+                    r.rv = 0;
                 if (r.rv == 0 && strncmp(tok, "0x", 2) == 0)
                     r.rv = strtoul(tok, NULL, 16);   /* any other code, in hex */
                 else if (r.rv == 0 && strncmp(tok, "CKR_", 4) == 0)
@@ -249,7 +226,7 @@ static CK_RV check(int fn, int has_session, CK_SESSION_HANDLE s, int has_slot, C
         injected[fn]++;
     if (getenv("M2MTLS_FAULTS_DEBUG") != NULL)
         fprintf(stderr, "fault_pkcs11: %s%s%s\n", fn_names[fn], rv != CKR_OK ? " -> injected " : "",
-                rv != CKR_OK ? name_of(rv) : "");
+                rv != CKR_OK ? m2c_ckr_name(rv) : "");
     write_counts();
     pthread_mutex_unlock(&lock);
     if (delay > 0) {

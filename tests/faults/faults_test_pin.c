@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A refused PIN is presented to the token exactly once (the fault module
  * counts C_Login). Run as `faults_test_pin initial` or `... later`:
  *  initial  the token refuses the PIN (CKR_PIN_INCORRECT) from the start:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Faults injected into the PKCS#11 module under real TLS handshakes (libm2mtls
  * on both sides, loopback). Two servers in this process share the provider:
  * A signs with a key in token "m2p", B with a key in token "m2p2". The module

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared pieces of the fault-injection tests: a TLS server thread that keeps
  * serving (one result per connection, with the whole error queue of a failed
  * handshake), a client, the fault control and counts files, certificates. */

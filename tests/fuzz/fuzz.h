@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz targets: libFuzzer's entry points. Built with clang and
  * -fsanitize=fuzzer when M2MTLS_FUZZ=ON; otherwise linked with fuzz_main.c,
  * a driver that replays corpus files (the regression tests of ctest). */

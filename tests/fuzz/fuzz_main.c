@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays files (or every file of directories) through a fuzz target. */
 #include <dirent.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The policy parser on arbitrary text. Relative file names resolve into a
  * directory holding a real anchor, chain and CRL, so the loading paths after
  * the parser run too. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The provider's RFC 7512 pkcs11: URI parser (provider/uri.c, compiled in) on
  * arbitrary bytes. The input is a C string (the parser's contract): it is cut
  * at its first NUL. When it parses, the result is checked for the parser's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The verifier on hostile certificates.
  *
  * First byte even: the rest is DER, one or more certificates (leaf, then the
@@ -68,6 +69,9 @@ static void evaluate(X509 *leaf, STACK_OF(X509) *chain)
             abort(); /* only invalid arguments make it fail: never for a certificate */
         if (v.accepted == (v.reason != NULL) || (v.accepted && (v.peer_id == NULL || v.chain == NULL)))
             abort(); /* a verdict is either accepted with a label or rejected with a reason */
+        m2mtls_reject_code code = m2mtls_verdict_code(&v);
+        if (v.accepted != (code == M2MTLS_REJECT_NONE) || code > M2MTLS_REJECT_INTERNAL)
+            abort(); /* ... and a class exactly when rejected */
         if (v.accepted && expected != NULL && strcmp(v.peer_id, expected) != 0)
             abort(); /* an initiator accepts only the association it asked for */
         m2mtls_verdict_clear(&v);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostile peers over real loopback sockets.
  * Against `m2mtls serve` (a separate process: its log, RSS and CPU time are
  * read from outside): garbage bytes instead of a ClientHello, a well-formed

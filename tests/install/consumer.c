@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A program outside the tree that uses the installed libm2mtls. */
 #include <stdio.h>
 #include <m2mtls/policy.h>

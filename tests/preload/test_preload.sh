@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # libm2mtls-preload.so in unmodified servers: openssl s_server, nginx and
 # mosquitto, started by this test on free loopback ports with
 #   LD_PRELOAD=libm2mtls-preload.so M2MTLS_POLICY=server.policy

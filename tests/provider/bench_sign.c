@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ECDSA P-256 signatures per second through the provider (EVP_DigestSignInit +
  * EVP_DigestSign per signature, SHA-256 over 64 bytes) at 1 and 2 threads, next
  * to raw C_SignInit + C_Sign (CKM_ECDSA over a 32-byte hash, one session per
@@ -14,7 +15,7 @@
 
 #include <openssl/err.h>
 
-#include "../../provider/pkcs11.h"
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 
 static double seconds = 2.0;

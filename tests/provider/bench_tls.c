@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Full TLS handshakes per second (no resumption, one thread, in-memory BIO
  * pair) with the server's ECDSA P-256 key in the token (key reference file)
  * against the same kind of key in a file, TLS 1.2 and TLS 1.3, P-256 ECDHE.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Unmodified openssl commands driven by an openssl.cnf that loads the provider:
 # pkeyutl -sign, req -new -key pkcs11:..., req -x509 with a key reference file,
 # storeutl, dgst -sign, pkey -text_pub/-pubcheck, cms -sign, x509 -req -CAkey,

@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <openssl/x509v3.h>
 #include "prov_fixture.h"
+#include "keyref.h"   /* common/: the key reference codec */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -54,42 +56,12 @@ int fx_write_conf(const char *path, int order, const char *pin, const char *modu
     return fclose(fp) == 0;
 }
 
-static size_t tlv(unsigned char *out, int tag, const unsigned char *v, size_t len)
-{
-    size_t h = 0;
-
-    out[h++] = (unsigned char)tag;
-    if (len < 128) {
-        out[h++] = (unsigned char)len;
-    } else if (len < 256) {
-        out[h++] = 0x81;
-        out[h++] = (unsigned char)len;
-    } else {
-        out[h++] = 0x82;
-        out[h++] = (unsigned char)(len >> 8);
-        out[h++] = (unsigned char)len;
-    }
-    memmove(out + h, v, len);
-    return h + len;
-}
-
 int fx_write_ref(const char *path, const char *uri)
 {
-    static const char desc[] = "PKCS#11 Provider URI v1.0";
-    unsigned char inner[2048], der[2100];
-    size_t n, m;
-    FILE *fp;
-    int ok;
+    BIO *b = BIO_new_file(path, "w");
+    int ok = b != NULL && m2c_keyref_pem_write(b, uri);
 
-    if (strlen(uri) > 1500)
-        return 0;
-    n = tlv(inner, 0x1a, (const unsigned char *)desc, strlen(desc));
-    n += tlv(inner + n, 0x0c, (const unsigned char *)uri, strlen(uri));
-    m = tlv(der, 0x30, inner, n);
-    if ((fp = fopen(path, "w")) == NULL)
-        return 0;
-    ok = PEM_write(fp, "PKCS#11 PROVIDER URI", "", der, (long)m) > 0;
-    return fclose(fp) == 0 && ok;
+    return BIO_free(b) && ok;
 }
 
 int fx_setup(fx_t *fx, int keys)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test fixture for the m2mtls provider: a SoftHSM token per test program, in a
  * mkdtemp directory, keys generated in the token, an openssl.cnf loading the
  * provider, key reference files, TLS over a loopback socket. */

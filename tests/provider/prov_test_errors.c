@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Failures are clear and safe: a wrong PIN is presented once and reported as
  * "C_Login: CKR_PIN_INCORRECT", never retried; a missing token, a missing
  * object and an unconfigured module are reported, not crashed on. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A prefork server: the parent uses the key, forks, the child signs with the
  * same EVP_PKEY (the module is re-initialised in the child), the parent still
  * signs afterwards. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The provider listed before and after default in openssl.cnf: token keys sign,
  * ordinary (file) keys keep working, TLS 1.2 / 1.3 with P-256 ECDHE handshake. */
 #include <setjmp.h>

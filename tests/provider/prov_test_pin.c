@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where the PIN comes from: the application's passphrase callback (asked once),
  * pin-value and pin-source in the URI, the configuration. Between tests every
  * session of the module is closed, which logs the token out. */
@@ -14,7 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "../../provider/pkcs11.h"
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 
 static fx_t fx;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The provider together with the policy library (libm2mtls): both entities'
  * keys are in the token — the responder's through a key reference file, the
  * initiator's through a pkcs11: URI, both named by the `key` line of the policy

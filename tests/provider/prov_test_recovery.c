@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Recovery: the sessions the provider pooled are closed behind its back (which
  * also logs the token out); the next signature reopens, logs in again and
  * succeeds. */
@@ -9,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "../../provider/pkcs11.h"
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 
 static void test_sessions_closed(void **state)

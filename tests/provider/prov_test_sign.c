@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signing through the provider with keys generated in a SoftHSM token:
  * EVP_DigestSign (ECDSA P-256/P-384, RSA PKCS#1 v1.5, RSA-PSS), EVP_PKEY_sign,
  * one-shot, size queries, dupctx, key reference files, store objects, key

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Two threads signing with one key at the same time (session pool). */
 #include <pthread.h>
 #include <setjmp.h>

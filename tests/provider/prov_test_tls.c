@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TLS 1.2 and 1.3 over a loopback socket with keys in the token: the server key
  * is a key reference PEM loaded by SSL_CTX_use_PrivateKey_file, the client key
  * comes from a pkcs11: URI; mutual authentication, both sides verify. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shell functions for the tests that run real, unmodified servers (nginx,
 # coap-server-openssl, mosquitto, openssl s_server) with keys in a token
 # (SoftHSM, or a TPM 2.0 simulator through tpm2-pkcs11), reached by

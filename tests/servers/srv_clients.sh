@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Real clients against our responder: `m2mtls serve` (Entity B, its key in a
 # SoftHSM token through the provider) with a policy that knows one AE,
 # //sp.example.com/in-cse/Cae1 (uri: name, anchor sp-root).

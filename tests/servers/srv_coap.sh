@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # libcoap's coap-server-openssl, unmodified, run by examples/servers/coap-server.sh:
 # CoAP over DTLS 1.2 with its private key generated inside a SoftHSM token and
 # named by a key reference PEM (-j), OPENSSL_CONF loading the m2mtls provider,

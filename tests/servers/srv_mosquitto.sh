@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # mosquitto, unmodified, runs examples/servers/mosquitto.conf: an MQTT over
 # TLS listener whose private key was generated inside a SoftHSM token and is
 # named by a key reference PEM (keyfile), OPENSSL_CONF loading the m2mtls

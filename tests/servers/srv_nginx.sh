@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # nginx, unmodified, runs examples/servers/nginx.conf: HTTPS with its private
 # key generated inside a SoftHSM token and named by a key reference PEM
 # (ssl_certificate_key), OPENSSL_CONF loading the m2mtls provider, client

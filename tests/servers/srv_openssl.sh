@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # `openssl s_server`, unmodified, with its private key generated inside a
 # SoftHSM token and named by a key reference PEM (-key ref.pem) or by a pkcs11:
 # URI (-key pkcs11:...), OPENSSL_CONF loading the m2mtls provider; client

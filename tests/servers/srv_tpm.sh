@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # A server key held by a TPM 2.0: the test starts the swtpm simulator (with
 # tpm2-abrmd as resource manager on a private D-Bus session bus), makes a
 # tpm2-pkcs11 token in a temporary store (tpm2_ptool) and generates an ECDSA

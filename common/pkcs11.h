@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Minimal PKCS#11 (v2.40) interface definitions used by the m2mtls provider.
+ * Minimal PKCS#11 (v2.40) interface definitions used by the m2mtls provider,
+ * the m2mtls command and the fault-injecting test module (common/: shared).
  * Only the types, constants and the function list layout the provider needs.
  * Written from the OASIS PKCS#11 specification; the structure layouts are the
  * ABI every Unix PKCS#11 module uses (default packing, unsigned long CK_ULONG).
