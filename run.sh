@@ -12,7 +12,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Every Debian package the build, the demo and the tests use.
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
           softhsm2 opensc valgrind clang libclang-rt-dev python3
-          nginx mosquitto libcoap3-bin
+          nginx mosquitto libcoap3-bin libcoap3-dev
           swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon
           libtpm2-pkcs11-1 libtpm2-pkcs11-tools libengine-pkcs11-openssl)
 
