@@ -7,7 +7,8 @@
 #   - a peer removed: its saved session (TLS 1.2 and 1.3 tickets) no longer
 #     resumes, and a full handshake is refused;
 #   - a file with errors: every FILE:LINE logged, the policy in force stays;
-#   - the same master and worker processes throughout.
+#   - the same master and worker processes throughout;
+#   - an M2MTLS_RELOAD that is not a number of seconds: no TLS context at all.
 # usage: srv_reload.sh M2MTLS PROVIDER PRELOAD
 . "$(dirname "$0")/lib.sh"
 srv_init reload "$1" "$2"
@@ -98,5 +99,13 @@ if srv_alive "$mpid" && [ -n "$workers" ] && [ "$now" = "$workers" ]; then
     srv_ok "the same nginx master ($mpid) and worker(s) ($workers) served throughout"
 else srv_fail "nginx was restarted: master $mpid, workers '$workers' then '$now'"; fi
 srv_stop nginx
+
+# ---- M2MTLS_RELOAD that is not a number of seconds: no TLS at all (fails closed) ----------------
+srv_run bad-reload 10 env LD_PRELOAD="$PRELOAD" M2MTLS_POLICY="$T/in-cse.policy" M2MTLS_RELOAD=soon \
+    openssl s_server -accept 127.0.0.1:0 -www -cert ae1.pem -key ae1.key
+if grep -q "m2mtls: M2MTLS_RELOAD=soon is not a number of seconds from 0 (off) to 86400: no TLS context will be created" \
+        "$T/bad-reload.out" "$T/bad-reload.err" && ! grep -q "^ACCEPT" "$T/bad-reload.out"; then
+    srv_ok "M2MTLS_RELOAD=soon: said why, no TLS context"
+else srv_fail "M2MTLS_RELOAD=soon: said why, no TLS context"; srv_show "$T/bad-reload.out" "$T/bad-reload.err"; fi
 
 srv_finish
