@@ -88,6 +88,19 @@ static void answer(SSL *ssl)
     SSL_write(ssl, reply, (int)strlen(reply));
 }
 
+/* One connection: the answer when the handshake went through, then the end. */
+static void serve_one(SSL *ssl, int handshake_ok)
+{
+    if (handshake_ok)
+        answer(ssl);
+    else
+        printf("handshake failed\n");
+    fflush(stdout);
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    ERR_clear_error();
+}
+
 static void serve_tls(SSL_CTX *ctx, int lfd)
 {
     for (;;) {
@@ -96,15 +109,8 @@ static void serve_tls(SSL_CTX *ctx, int lfd)
             continue;
         SSL *ssl = SSL_new(ctx);
         SSL_set_fd(ssl, fd);
-        if (SSL_accept(ssl) == 1)
-            answer(ssl);
-        else
-            printf("handshake failed\n");
-        fflush(stdout);
-        SSL_shutdown(ssl);
-        SSL_free(ssl);
+        serve_one(ssl, SSL_accept(ssl) == 1);
         close(fd);
-        ERR_clear_error();
     }
 }
 
@@ -119,14 +125,7 @@ static void serve_dtls(SSL_CTX *ctx, int fd)
         int r;
         while ((r = DTLSv1_listen(ssl, client)) == 0)
             ;
-        if (r > 0 && SSL_accept(ssl) == 1)
-            answer(ssl);
-        else
-            printf("handshake failed\n");
-        fflush(stdout);
-        SSL_shutdown(ssl);
-        SSL_free(ssl);
-        ERR_clear_error();
+        serve_one(ssl, r > 0 && SSL_accept(ssl) == 1);
     }
 }
 

@@ -24,11 +24,7 @@ if [ -s "$T/lib.syms" ] && [ -z "$missing" ]; then srv_ok "the preload exports e
 else srv_fail "the preload does not export: ${missing:-(libm2mtls exports nothing?)} (preload/exports.map)"; fi
 
 # ---- files: the server's key in SoftHSM (key reference), the test PKI --------------------
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 OPENSSL_CONF=$T/openssl.cnf   # the servers read their key through the provider
 export OPENSSL_CONF
 # M2MTLS_POLICY: the registrar /in-cse knows one AE

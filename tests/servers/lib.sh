@@ -22,6 +22,7 @@
 #   processes   srv_start srv_start_port srv_start_m2mtls_serve srv_pid srv_children
 #               srv_stop srv_alive srv_run srv_connect (cleanup: srv_cleanup, the EXIT trap)
 #   tokens      srv_softhsm_token srv_swtpm_start srv_tpm2_token srv_keyref srv_provider_cnf
+#               srv_token_pki (all of a server's key in SoftHSM, and the PKI)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
 #   servers     srv_example srv_nginx_start srv_s_server_start ($GET: an HTTP request)
 #   preload     srv_server_policy srv_s_client
@@ -540,6 +541,17 @@ srv_s_server_start() {
 }
 # srv_http_get: $GET, an HTTP/1.0 request for `m2mtls connect --send`
 GET=$(printf 'GET / HTTP/1.0\r\nHost: in-cse.sp.example.com\r\n\r\nx'); GET=${GET%x}   # $(...) drops trailing newlines
+
+# srv_token_pki NAME: the setup of a server with its key in SoftHSM: token NAME in
+# $T/hsm (key "server"), $T/openssl.cnf loading the provider, the key reference
+# $T/in-cse.keyref.pem, srv_standard_pki with it; then cd $T
+srv_token_pki() {
+    srv_softhsm_token "$T/hsm" "$1" 1234
+    srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+    srv_keyref "pkcs11:token=$1;object=server;type=private" "$T/in-cse.keyref.pem"
+    srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
+    cd "$T" || srv_die "cd $T"
+}
 
 # ---- the preload: policies that change, sessions kept between clients -------------------
 # srv_server_policy FILE AE-ID...: FILE becomes the responder policy of /in-cse

@@ -26,12 +26,8 @@ CSE=${4:?usage: srv_cse.sh M2MTLS PROVIDER PRELOAD CSE-PROGRAM}
 srv_need_cmd libcoap3-bin coap-client-openssl
 EXAMPLE=$(cd "$(dirname "$0")/../../examples/cse" && pwd)
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
+srv_token_pki in-cse
 srv_example ../cse/in-cse.policy "$T/in-cse.policy"
-cd "$T" || exit 1
 
 # cse_start NAME [ENV...]: examples/cse/run-cse.sh on a free UDP port ($port)
 cse_start() {

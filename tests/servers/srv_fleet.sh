@@ -14,11 +14,7 @@ srv_init fleet "$1" "$2"
 PRELOAD=${3:?usage: srv_fleet.sh M2MTLS PROVIDER PRELOAD}
 srv_need_cmd nginx nginx
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 openssl rand 80 >"$T/ticket.key"   # nginx: 80 bytes, AES-256 tickets
 chmod 600 "$T/ticket.key"
 # one policy, a copy per instance (only B will change)

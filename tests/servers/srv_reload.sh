@@ -15,11 +15,7 @@ srv_init reload "$1" "$2"
 PRELOAD=${3:?usage: srv_reload.sh M2MTLS PROVIDER PRELOAD}
 srv_need_cmd nginx nginx
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 sed -e 's/^cert .*/cert stranger.pem/' -e 's/^key .*/key stranger.key/' -e "s|^local-id .*|local-id $SRV_STRANGER|" \
     a.policy >stranger.policy
 LOG=$T/nginx/logs/error.log

@@ -30,11 +30,7 @@ fi
 echo "tested: $("$PYTHON" -c 'import ssl, sys; print("python", sys.version.split()[0], ssl.OPENSSL_VERSION)')"
 echo "tested: node $($NODE -p 'process.version') ($NODE)"
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 srv_server_policy "$T/in-cse.policy" "$SRV_AE"
 sed -e 's/^cert .*/cert stranger.pem/' -e 's/^key .*/key stranger.key/' -e "s|^local-id .*|local-id $SRV_STRANGER|" \
     a.policy >stranger.policy
