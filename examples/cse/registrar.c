@@ -48,6 +48,13 @@
 #define CF_RES_JSON 10001  /* application/vnd.onem2m-res+json */
 #define CF_PRSP_JSON 10009 /* application/vnd.onem2m-prsp+json */
 
+/* libcoap 4.3.2 renamed its log levels */
+#if LIBCOAP_VERSION >= 4003002U
+#define CSE_LOG_LEVEL COAP_LOG_WARN
+#else
+#define CSE_LOG_LEVEL LOG_WARNING
+#endif
+
 #define RSC_CREATED 2001
 #define RSC_BAD_REQUEST 4000
 #define RSC_ORIGINATOR_NOT_AUTHENTICATED 4106
@@ -272,7 +279,7 @@ int main(int argc, char **argv)
     if (cert == NULL || key == NULL || optind != argc || port == 0 || port > 65535)
         return usage();
     coap_startup();
-    coap_set_log_level(LOG_WARNING);
+    coap_set_log_level(CSE_LOG_LEVEL);
     coap_context_t *ctx = coap_new_context(NULL);
     /* libcoap asks for a client certificate and runs its checks; under the
      * preload, the policy verifies it (libcoap's checks can only refuse more). */
