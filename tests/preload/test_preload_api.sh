@@ -27,8 +27,10 @@ else srv_fail "the preload does not export: ${missing:-(libm2mtls exports nothin
 srv_token_pki in-cse
 OPENSSL_CONF=$T/openssl.cnf   # the servers read their key through the provider
 export OPENSSL_CONF
-# M2MTLS_POLICY: the registrar /in-cse knows one AE
-printf 'local-id %s\nanchor sp-root sp-root.pem\npeer %s uri:%s sp-root\n' "$SRV_CSE" "$SRV_AE" "$SRV_AE" >in-cse.policy
+# M2MTLS_POLICY: the registrar //sp.example.com/in-cse (absolute: its SP-ID and
+# CSE-ID complete a relative From) knows one AE
+printf 'local-id //sp.example.com%s\nanchor sp-root sp-root.pem\npeer %s uri:%s sp-root\n' "$SRV_CSE" "$SRV_AE" "$SRV_AE" \
+    >in-cse.policy
 # the program's own policy would take any AE of the SP (Cstranger too)
 printf 'local-id %s\nanchor sp-root sp-root.pem\npeers-from-cert sp-root uri-prefix://sp.example.com/in-cse/\n' "$SRV_CSE" >own.policy
 sed -e 's/^cert .*/cert stranger.pem/' -e 's/^key .*/key stranger.key/' -e "s|^local-id .*|local-id $SRV_STRANGER|" \
