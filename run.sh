@@ -19,7 +19,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
           abigail-tools man-db groff-base bsdextrautils dpkg-dev
           softhsm2 opensc valgrind clang libclang-rt-dev python3
-          nginx mosquitto libcoap3-bin
+          nginx mosquitto libcoap3-bin libcoap3-dev
           swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon
           libtpm2-pkcs11-1 libtpm2-pkcs11-tools libengine-pkcs11-openssl
           debootstrap)
@@ -36,6 +36,39 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Node.js for tests/servers/srv_runtimes.sh must be Debian's nodejs, which links
+# the system libssl3: nodesource's builds link their own OpenSSL statically, so
+# the preload never sees their TLS contexts. Without any nodejs, Debian's is
+# installed (by version: nodesource's apt pin would pick its own). When another
+# nodejs package is installed (e.g. nodesource's), it is left alone: Debian's
+# nodejs, its libnode and the JavaScript libnode loads from /usr/share/nodejs are
+# unpacked into _build-node/root (apt-get download, dpkg -x), their C libraries
+# installed; tests/servers/debian-node.sh runs that node.
+debian_version() { # PACKAGE: the highest version of PACKAGE from the Debian archive
+  apt-cache madison "$1" | awk -F'|' '$3 !~ /nodesource/ { gsub(/ /, "", $2); print $2; exit }'
+}
+install_debian_node() {
+  local node sudo="" ver libnode deps
+  node=$(command -v node || true)
+  if [ -n "$node" ] && ldd "$node" 2>/dev/null | grep -q 'libssl\.so\.3'; then return 0; fi
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  ver=$(debian_version nodejs)
+  [ -n "$ver" ] || { echo "run.sh: no Debian nodejs in the apt sources" >&2; return 1; }
+  if ! dpkg-query -W -f='${Status}' nodejs 2>/dev/null | grep -q 'install ok installed'; then
+    echo "== installing: Debian's nodejs $ver"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "nodejs=$ver" >/dev/null
+    return
+  fi
+  [ -x "$top/_build-node/root/usr/bin/node" ] && [ "$(cat "$top/_build-node/version" 2>/dev/null)" = "$ver" ] && return 0
+  echo "== unpacking Debian's nodejs $ver into _build-node/ (the installed nodejs does not link libssl3)"
+  libnode=$(apt-cache show "nodejs=$ver" | sed -n 's/^Depends:.*\(libnode[0-9]*\) (= .*/\1/p' | head -n 1)
+  deps=$(apt-cache show "$libnode=$ver" | sed -n 's/^Depends: //p' | head -n 1 | tr ',' '\n' | sed 's/^ *//; s/[ |].*//')
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $(printf '%s\n' $deps | grep '^lib') >/dev/null
+  rm -rf "$top/_build-node" && mkdir -p "$top/_build-node/root" && chmod 777 "$top/_build-node"
+  (cd "$top/_build-node" && apt-get download -qq "nodejs=$ver" "$libnode=$ver" $(printf '%s\n' $deps | grep '^node-') \
+     && for d in ./*.deb; do dpkg -x "$d" root; done) && echo "$ver" >"$top/_build-node/version"
+}
+
 build() { # build DIR [cmake args...]  (BUILD_TARGET: one target instead of all)
   local dir=$1; shift
   cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
@@ -50,6 +83,7 @@ cmd_demo() {
 
 cmd_test() {
   install_missing
+  install_debian_node
   echo "== build and test (plain; prefix /usr for the Debian packages of test_deb)"
   build build -DM2MTLS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr
   (cd build && ctest --output-on-failure -j "$jobs" -LE '^bench$')

@@ -39,8 +39,15 @@ m2_ctx_state *m2_ctx_state_get(const SSL_CTX *ctx)
     return SSL_CTX_get_ex_data(ctx, ctx_index);
 }
 
+m2mtls_policy *(*m2_policy_source)(void);
+
 m2mtls_policy *m2_ctx_state_policy(m2_ctx_state *st)
 {
+    if (m2_policy_source != NULL) {
+        m2mtls_policy *shared = m2_policy_source();
+        if (shared != NULL)
+            return shared;
+    }
     pthread_mutex_lock(&st->lock);
     m2mtls_policy *p = st->policy;
     m2mtls_policy_up_ref(p);

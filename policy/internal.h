@@ -175,6 +175,13 @@ typedef struct m2_ctx_state m2_ctx_state;
 M2_HIDDEN m2_ctx_state   *m2_ctx_state_get(const SSL_CTX *ctx);
 /* A new reference to the context's current policy. */
 M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
+/* libm2mtls-preload.so governs every context of a program with the one policy
+ * of M2MTLS_POLICY, which it may reload (M2MTLS_RELOAD): when this is set,
+ * m2_ctx_state_policy() takes the policy from it (a new reference) instead of
+ * from the context, so that one swap reaches every context at once, including
+ * a context a connection switched to. NULL in libm2mtls; set once, before the
+ * first context is made. */
+M2_HIDDEN extern m2mtls_policy *(*m2_policy_source)(void);
 
 typedef struct m2_conn {
     m2mtls_policy *policy;     /* snapshot this handshake uses (a reference) */

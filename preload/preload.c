@@ -8,7 +8,11 @@
  * its client hello and info callbacks are chained, and every server-side
  * connection is logged once: the bound peer identity, or why it was refused
  * (M2MTLS_LOG=stderr, the default, or syslog). Security decisions fail
- * closed: without a loadable policy, no SSL_CTX is created at all. */
+ * closed: without a loadable policy, no SSL_CTX is created at all.
+ *
+ * The other files: reload.c (the one policy of every context, M2MTLS_RELOAD),
+ * address.c (the peer's address in the log lines), api.c (libm2mtls's API,
+ * exported so that a program that links libm2mtls sees the preload's label). */
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -16,23 +20,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <m2mtls/policy.h>
-#include "../policy/internal.h" /* m2_ctx_allow_ts0003_dtls_suite */
+#include "preload.h"
+#include "internal.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 typedef void (*info_cb_fn)(const SSL *, int, int);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static m2mtls_policy *policy;
+static int have_policy; /* M2MTLS_POLICY loaded (reload.c holds it) */
 static int use_syslog;
 static int ctx_index = -1, ssl_index = -1;
 /* Calls made by m2mtls itself (or by libssl inside an interposed call) go
  * straight to OpenSSL. */
 static _Thread_local int inside;
+
+void pl_enter(void)
+{
+    inside++;
+}
+
+void pl_leave(void)
+{
+    inside--;
+}
 
 /* OpenSSL's own functions, found behind this library (RTLD_NEXT). */
 static struct {
@@ -71,8 +83,7 @@ static void resolve(void)
 
 #define OSSL() pthread_once(&resolved, resolve)
 
-static void plog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void plog(int prio, const char *fmt, ...)
+void plog(int prio, const char *fmt, ...)
 {
     char line[2048];
     va_list ap;
@@ -100,32 +111,16 @@ static void load_policy(void)
         plog(LOG_ERR, "M2MTLS_POLICY is not set: no TLS context will be created");
         return;
     }
-    policy = m2mtls_policy_load(path);
-    if (policy == NULL)
-        plog(LOG_ERR, "%s: no TLS context will be created", m2mtls_last_error());
-    else
-        plog(LOG_INFO, "policy %s loaded: %zu peers", path, m2mtls_policy_peer_count(policy));
+    have_policy = pl_policy_start(path);
+    if (have_policy)
+        m2_policy_source = pl_policy_current; /* every context, every handshake */
 }
 
 /* ---- logging, once per connection ------------------------------------------ */
 
 static const char *client_of(const SSL *ssl, char *buf, size_t len)
 {
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof sa;
-    int fd = SSL_get_fd(ssl);
-    char ip[INET6_ADDRSTRLEN] = "-";
-    snprintf(buf, len, "-");
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &sl) != 0)
-        return buf;
-    if (sa.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
-        snprintf(buf, len, "%s:%u", inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip), ntohs(a->sin_port));
-    } else if (sa.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
-        snprintf(buf, len, "[%s]:%u", inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip), ntohs(a->sin6_port));
-    }
-    return buf;
+    return pl_peer_address(ssl, buf, len); /* address.c */
 }
 
 static void log_connection(const SSL *ssl, const char *alert)
@@ -169,6 +164,7 @@ static SSL_CTX *prepare(SSL_CTX *ctx)
     if (ctx == NULL || inside)
         return ctx;
     pthread_once(&once, load_policy);
+    m2mtls_policy *policy = have_policy ? pl_policy_current() : NULL;
     if (policy == NULL) { /* fail closed: no policy, no TLS */
         ossl.ctx_free(ctx);
         return NULL;
@@ -180,6 +176,7 @@ static SSL_CTX *prepare(SSL_CTX *ctx)
     if (ok)
         ossl.ctx_set_info_callback(ctx, info_cb);
     inside--;
+    m2mtls_policy_free(policy); /* the context keeps its own reference */
     if (!ok) {
         plog(LOG_ERR, "cannot install the policy on a TLS context: %s", m2mtls_last_error());
         ossl.ctx_free(ctx);
@@ -191,7 +188,7 @@ static SSL_CTX *prepare(SSL_CTX *ctx)
 /* Is this a context m2mtls governs, and is the call the program's own? */
 static int governed(const SSL_CTX *ctx)
 {
-    return !inside && ctx != NULL && policy != NULL && SSL_CTX_get_info_callback((SSL_CTX *)ctx) == info_cb;
+    return !inside && ctx != NULL && have_policy && SSL_CTX_get_info_callback((SSL_CTX *)ctx) == info_cb;
 }
 
 EXPORT SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)

@@ -25,6 +25,15 @@
  * - Compatibility. The ABI of libm2mtls.so.1 only grows within major
  *   version 1 (symbol version M2MTLS_1); structures keep their layout and
  *   enums keep their values. See README "Versioning and compatibility".
+ *
+ * libm2mtls-preload.so exports every function of this header too, with the
+ * same ABI: a program that links libm2mtls.so and runs under the preload
+ * (LD_PRELOAD, M2MTLS_POLICY, M2MTLS_RELOAD) calls the preload's copy and
+ * reads the labels the preload bound. There M2MTLS_POLICY governs every
+ * context: m2mtls_ctx_install / m2mtls_ctx_set_policy on a context the preload
+ * governs keep it (logged; they return 1). Link the shared library: a static
+ * copy sees no label under the preload. (README.md, "Adding TS-0003 to an
+ * existing CSE".)
  */
 #ifndef M2MTLS_POLICY_H
 #define M2MTLS_POLICY_H

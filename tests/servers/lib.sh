@@ -24,8 +24,10 @@
 #               srv_stop srv_alive srv_run srv_connect (cleanup: srv_cleanup, the EXIT trap)
 #   tokens      srv_softhsm_token srv_swtpm_start srv_tpm2_token srv_keyref srv_provider_cnf
 #               srv_dtls_cnf (libcoap on OpenSSL >= 3.2)
+#               srv_token_pki (all of a server's key in SoftHSM, and the PKI)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
 #   servers     srv_example srv_nginx_start srv_s_server_start ($GET: an HTTP request)
+#   preload     srv_server_policy srv_s_client
 
 SRV_PIDS=""         # "name:pid" of every background process started here
 srv_passed=0
@@ -532,7 +534,9 @@ srv_tpm2_token() {
 
 # srv_nginx_start NAME CERT CNF [SED]: nginx (master + 1 worker, daemon off)
 # with examples/servers/nginx.conf, prefix $T/NAME/ (logs/error.log, pid,
-# temp), the server certificate $T/CERT; SED edits the configuration further
+# temp), the server certificate $T/CERT; SED edits the configuration further;
+# SRV_NG_ENV (VAR=value words, e.g. LD_PRELOAD=... M2MTLS_POLICY=...) is added
+# to nginx's environment
 srv_nginx_conf() { # PORT
     mkdir -p "$T/$SRV_NG_NAME/logs" "$T/$SRV_NG_NAME/temp"
     if [ "$(id -u)" -eq 0 ]; then _who="user $(id -un) $(id -gn);"; else _who=""; fi
@@ -545,7 +549,7 @@ srv_nginx_conf() { # PORT
 srv_nginx_start() {
     srv_need_cmd nginx nginx
     SRV_NG_NAME=$1 SRV_NG_CERT=$2 SRV_NG_SED=${4:-}
-    srv_start_port "$1" tcp srv_nginx_conf env OPENSSL_CONF="$3" \
+    srv_start_port "$1" tcp srv_nginx_conf env OPENSSL_CONF="$3" ${SRV_NG_ENV:-} \
         nginx -p "$T/$1/" -c "$T/$1.conf" -e "$T/$1/logs/error.log" -g 'daemon off;' \
         || { srv_show "$T/$1/logs/error.log"; srv_die "nginx ($1) did not start"; }
 }
@@ -558,3 +562,35 @@ srv_s_server_start() {
 }
 # srv_http_get: $GET, an HTTP/1.0 request for `m2mtls connect --send`
 GET=$(printf 'GET / HTTP/1.0\r\nHost: in-cse.sp.example.com\r\n\r\nx'); GET=${GET%x}   # $(...) drops trailing newlines
+
+# srv_token_pki NAME: the setup of a server with its key in SoftHSM: token NAME in
+# $T/hsm (key "server"), $T/openssl.cnf loading the provider, the key reference
+# $T/in-cse.keyref.pem, srv_standard_pki with it; then cd $T
+srv_token_pki() {
+    srv_softhsm_token "$T/hsm" "$1" 1234
+    srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+    srv_keyref "pkcs11:token=$1;object=server;type=private" "$T/in-cse.keyref.pem"
+    srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
+    cd "$T" || srv_die "cd $T"
+}
+
+# ---- the preload: policies that change, sessions kept between clients -------------------
+# srv_server_policy FILE AE-ID...: FILE becomes the responder policy of /in-cse
+# (anchor sp-root) with one peer line per AE-ID (its URI subjectAltName), written
+# beside FILE and renamed over it, as an operator replaces a live policy
+srv_server_policy() {
+    _pf=$1; shift
+    { printf 'local-id %s\nanchor sp-root %s/sp-root.pem\n' "$SRV_CSE" "$T"
+      for _id in "$@"; do printf 'peer %s uri:%s sp-root\n' "$_id" "$_id"; done; } >"$_pf.new"
+    mv "$_pf.new" "$_pf"
+}
+# srv_s_client NAME PORT CERT ARGS...: openssl s_client with $T/CERT.pem/.key
+# (e.g. -sess_out FILE, -sess_in FILE, -tls1_2) sends an HTTP GET; its output in
+# $T/NAME.out ("New, ..." or "Reused, ...", the HTTP answer), status in $rc
+srv_s_client() {
+    _sname=$1 _sport=$2 _scert=$3; shift 3
+    printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$SRV_FQDN" | timeout -k 2 10 openssl s_client \
+        -connect "127.0.0.1:$_sport" -cert "$T/$_scert.pem" -key "$T/$_scert.key" -CAfile "$T/sp-root.pem" \
+        -ign_eof "$@" >"$T/$_sname.out" 2>&1
+    rc=$?
+}
