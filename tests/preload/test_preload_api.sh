@@ -17,8 +17,8 @@ LIBM2MTLS=${5:?missing LIBM2MTLS}
 srv_need_cmd binutils nm
 
 # ---- the exports: libm2mtls's whole API, the same names --------------------------------
-nm -D --defined-only "$LIBM2MTLS" | awk '$3 ~ /^m2mtls_/ { print $3 }' | sort >"$T/lib.syms"
-nm -D --defined-only "$PRELOAD" | awk '$3 ~ /^m2mtls_/ { print $3 }' | sort >"$T/preload.syms"
+nm -D --defined-only "$LIBM2MTLS" | awk '$3 ~ /^m2mtls_/ { sub(/@.*/, "", $3); print $3 }' | sort >"$T/lib.syms"
+nm -D --defined-only "$PRELOAD" | awk '$3 ~ /^m2mtls_/ { sub(/@.*/, "", $3); print $3 }' | sort >"$T/preload.syms"
 missing=$(comm -23 "$T/lib.syms" "$T/preload.syms" | tr '\n' ' ')
 if [ -s "$T/lib.syms" ] && [ -z "$missing" ]; then srv_ok "the preload exports every m2mtls_* function of libm2mtls ($(wc -l <"$T/lib.syms"))"
 else srv_fail "the preload does not export: ${missing:-(libm2mtls exports nothing?)} (preload/exports.map)"; fi
