@@ -67,16 +67,32 @@ typedef struct m2mtls_verdict {
 /* Evaluates CERT (with untrusted CHAIN, may be NULL) as the policy would in a
  * handshake. PEER_ID non-NULL: only that association (initiator semantics).
  * AT: verification time, 0 for now. Returns 1 when the evaluation ran (read
- * out->accepted), 0 on an internal error (m2mtls_last_error()). */
+ * out->accepted), 0 on an internal error (m2mtls_last_error()).
+ * The chain is held to the security level of a default SSL_CTX of this
+ * OpenSSL (its configuration), and never to less than level 2, as in a
+ * handshake: a certificate accepted here is not refused by a handshake for
+ * a reason of its chain. OpenSSL errors queued by the caller stay queued. */
 M2MTLS_API int  m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert,
                                          STACK_OF(X509) *chain, const char *peer_id,
                                          int role, time_t at, m2mtls_verdict *out);
+/* The same at a given SECURITY_LEVEL (0..5: the level of the SSL_CTX the
+ * handshake would use; -1: that of a default SSL_CTX). The policy applies
+ * the higher of SECURITY_LEVEL and 2. */
+M2MTLS_API int  m2mtls_policy_check_cert_ex(const m2mtls_policy *p, X509 *cert,
+                                            STACK_OF(X509) *chain, const char *peer_id,
+                                            int role, time_t at, int security_level,
+                                            m2mtls_verdict *out);
 M2MTLS_API void m2mtls_verdict_clear(m2mtls_verdict *v);
 
 /* ---- SSL_CTX ------------------------------------------------------------ */
 
 /* Installs the verifier: requires and verifies the peer certificate on every
- * handshake, labels each connection. Keeps a reference to P. 1 ok, 0 error. */
+ * handshake, labels each connection. Keeps a reference to P. 1 ok, 0 error.
+ * The policy owns the verification parameters (purpose, time, depth, flags,
+ * revocation): from the context's X509_VERIFY_PARAM only what tightens is
+ * taken (a smaller depth, a higher security level, X509_V_FLAG_X509_STRICT,
+ * X509_V_FLAG_CHECK_SS_SIGNATURE, the Suite B flags, host / IP / e-mail
+ * checks). Every chain is held to at least security level 2. */
 M2MTLS_API int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p);
 /* Atomically replaces the policy of a context already installed; handshakes
  * already started finish with the policy they started with. 1 ok, 0 error. */
