@@ -274,6 +274,18 @@ static void reject_cert(X509 *cert, const char *why)
     X509_free(cert);
 }
 
+/* CERT, sent with CA as its chain, is refused by P (as a responder) with WHY; frees CERT. */
+static void reject_with_chain(const m2mtls_policy *p, X509 *cert, X509 *ca, const char *why)
+{
+    STACK_OF(X509) *chain = pki_stack(ca, (X509 *)NULL);
+    m2mtls_verdict v;
+    check_full(p, cert, chain, NULL, M2MTLS_RESPONDER, 0, &v);
+    expect_reject(&v, why);
+    m2mtls_verdict_clear(&v);
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(cert);
+}
+
 /* ---- names ----------------------------------------------------------------- */
 
 static void test_dns_match_and_verdict(void **state)
@@ -421,14 +433,7 @@ static void test_own_anchor_only(void **state)
     reject_cert(dns_leaf(&look, "cse1.example.com"), "ALPHA");
     reject_cert(uri_leaf(&look, "//sp.example.com/CSE-1/Csensor7"), "ALPHA");
     /* the look-alike root passed as part of the chain does not help */
-    X509 *c = dns_leaf(&look, "cse1.example.com");
-    STACK_OF(X509) *chain = pki_stack(look.cert, (X509 *)NULL);
-    m2mtls_verdict v;
-    check_full(pol, c, chain, NULL, M2MTLS_RESPONDER, 0, &v);
-    expect_reject(&v, "ALPHA");
-    m2mtls_verdict_clear(&v);
-    sk_X509_pop_free(chain, X509_free);
-    X509_free(c);
+    reject_with_chain(pol, dns_leaf(&look, "cse1.example.com"), look.cert, "ALPHA");
 }
 
 static void test_one_candidate_fails_other_verifies(void **state)
@@ -814,14 +819,8 @@ static void test_name_constraints_other_names(void **state)
     nc_check(nohost, NULL, "name constraint violation", NULL);
     /* the subject CN of a certificate without dNSName is held to the DNS constraint too */
     pki_san uri_only[] = { { PKI_SAN_URI, "//sp.example.com/CSE-A/Cx", 0 }, { 0, 0, 0 } };
-    X509 *c = leaf(&nc_inter, "cse.other.example.org", uri_only);
-    STACK_OF(X509) *chain = pki_stack(nc_inter.cert, (X509 *)NULL);
-    m2mtls_verdict v;
-    check_full(nc_pol, c, chain, NULL, M2MTLS_RESPONDER, 0, &v);
-    expect_reject(&v, "name constraint violation");
-    m2mtls_verdict_clear(&v);
-    sk_X509_pop_free(chain, X509_free);
-    X509_free(c);
+    reject_with_chain(nc_pol, leaf(&nc_inter, "cse.other.example.org", uri_only), nc_inter.cert,
+                      "name constraint violation");
 }
 
 /* ---- true reasons for undecodable extensions ------------------------------------ */
@@ -861,13 +860,7 @@ static void test_invalid_extensions(void **state)
     pki_opts io = { .cn = "Broken CA", .issuer = &alpha, .ca = PKI_BC_CA, .raw_exts = nc_ext };
     pki_cert ca;
     assert_true(pki_issue(&io, &ca));
-    c = dns_leaf(&ca, "cse1.example.com");
-    STACK_OF(X509) *chain = pki_stack(ca.cert, (X509 *)NULL);
-    check_full(pol, c, chain, NULL, M2MTLS_RESPONDER, 0, &v);
-    expect_reject(&v, "nameConstraints extension cannot be decoded");
-    m2mtls_verdict_clear(&v);
-    sk_X509_pop_free(chain, X509_free);
-    X509_free(c);
+    reject_with_chain(pol, dns_leaf(&ca, "cse1.example.com"), ca.cert, "nameConstraints extension cannot be decoded");
     pki_cert_free(&ca);
 }
 
