@@ -13,8 +13,8 @@
  * Strength: every chain is held to at least security level 2 (keys of 112
  * bits of security or more, no SHA-1 or MD5 signature except the anchor's
  * self-signature; OpenSSL's level rules), whatever the context's own level:
- * on OpenSSL >= 3.2 a DTLS context runs at level 0 to offer TS-0003's CCM8
- * suite, and the chain must not get weaker for it. */
+ * on OpenSSL >= 3.2 a program may run a DTLS context at level 0 to offer
+ * TS-0003's CCM8 suite, and the chain must not get weaker for it. */
 #include <pthread.h>
 #include <string.h>
 #include <openssl/err.h>
