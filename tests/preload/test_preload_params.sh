@@ -51,13 +51,14 @@ s_server_opts() {
 # ---- without m2mtls, the options really loosen s_server's verification ------------
 s_server_opts plain-time plain -no_check_time
 client expired plain-time-expired
-srv_log_has plain-time "plain s_server -no_check_time accepts the expired certificate" "depth=0 O = m2mtls tests, CN = Cexpired"
+# (s_server's own verify callback prints the subject: "CN = Cexpired", "CN=Cexpired" on 3.2+)
+srv_log_has plain-time "plain s_server -no_check_time accepts the expired certificate" "Cexpired"
 grep -q "verify error" "$T/plain-time.log" && srv_fail "plain s_server -no_check_time: a verify error was logged" \
     || srv_ok "plain s_server -no_check_time: no verify error"
 srv_stop plain-time
 s_server_opts plain-purpose plain -purpose any
 client srvonly plain-purpose-srvonly
-srv_log_has plain-purpose "plain s_server -purpose any accepts the serverAuth-only client" "depth=0 O = m2mtls tests, CN = Csrvonly"
+srv_log_has plain-purpose "plain s_server -purpose any accepts the serverAuth-only client" "Csrvonly"
 grep -q "verify error" "$T/plain-purpose.log" && srv_fail "plain s_server -purpose any: a verify error was logged" \
     || srv_ok "plain s_server -purpose any: no verify error"
 srv_stop plain-purpose
