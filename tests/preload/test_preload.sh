@@ -138,7 +138,7 @@ PY
         mount -t tmpfs tmpfs '$T/newdev'
         for n in null zero random urandom; do touch '$T/newdev/'\$n; mount --bind '$T/olddev/'\$n '$T/newdev/'\$n; done
         python3 '$T/syslog-recv.py' '$T/newdev/log' '$T/syslog.txt' 4 &
-        sleep 0.3
+        i=0; while [ ! -S '$T/newdev/log' ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
         mount --bind '$T/newdev' /dev
         LD_PRELOAD='$PRELOAD' M2MTLS_POLICY='$T/server.policy' M2MTLS_LOG=syslog openssl s_server \
             -accept 127.0.0.1:$P -www -cert '$T/server.pem' -key '$T/server.key' </dev/null >'$T/s_syslog.log' 2>&1 &
