@@ -13,13 +13,14 @@
 /* The URI in a key reference file, or NULL with WHY. */
 char *m2_keyref_uri(const char *file, char *why, size_t why_len)
 {
+    ERR_set_mark(); /* what fails here is said in WHY, not left in the queue */
     BIO *b = BIO_new_file(file, "r");
     char reason[200] = "";
     char *uri = m2c_keyref_pem_read(b, reason, sizeof reason);
     if (uri == NULL)
         snprintf(why, why_len, "%s: %s", file, reason);
     BIO_free(b);
-    ERR_clear_error();
+    ERR_pop_to_mark();
     return uri;
 }
 
@@ -35,7 +36,7 @@ static void explain_keyref_failure(const char *ref, char *why, size_t why_len)
     char *uri = strncmp(ref, "pkcs11:", 7) != 0 ? m2_keyref_uri(ref, tmp, sizeof tmp) : NULL;
     if (uri == NULL)
         return;
-    ERR_clear_error();
+    m2_err_discard_own(); /* the caller read its reasons already */
     OSSL_STORE_CTX *store = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
     OSSL_STORE_INFO *info = NULL;
     if (store != NULL) {
@@ -52,11 +53,12 @@ static void explain_keyref_failure(const char *ref, char *why, size_t why_len)
     }
     OSSL_STORE_INFO_free(info);
     OSSL_STORE_close(store);
-    ERR_clear_error();
+    m2_err_discard_own();
     OPENSSL_free(uri);
 }
 
-EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why, size_t why_len)
+static EVP_PKEY *load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why,
+                                  size_t why_len)
 {
     /* A path that is not there: say so, rather than OSSL_STORE's "unregistered scheme". */
     if (strncmp(ref, "pkcs11:", 7) != 0 && strncmp(ref, "file:", 5) != 0 && access(ref, R_OK) != 0) {
@@ -93,7 +95,16 @@ EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_dat
     return key;
 }
 
-int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
+EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why, size_t why_len)
+{
+    m2_err_saved app_errors;
+    m2_err_stash(&app_errors);
+    EVP_PKEY *key = load_private_key(ref, cb, cb_data, why, why_len);
+    m2_err_unstash(&app_errors);
+    return key;
+}
+
+static int use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
 {
     if (ctx == NULL || p == NULL) {
         m2_set_error("m2mtls_ctx_use_credential: %s is NULL", ctx == NULL ? "the SSL_CTX" : "the policy");
@@ -116,8 +127,8 @@ int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
             m2_set_error("%s: cert: cannot add chain certificate %d: %s", p->path, i + 1, reason);
             return 0;
         }
-    ERR_clear_error();
-    EVP_PKEY *key = m2_load_private_key(p->key_ref, SSL_CTX_get_default_passwd_cb(ctx),
+    m2_err_discard_own();
+    EVP_PKEY *key = load_private_key(p->key_ref, SSL_CTX_get_default_passwd_cb(ctx),
                                         SSL_CTX_get_default_passwd_cb_userdata(ctx), reason, sizeof reason);
     if (key == NULL) {
         m2_set_error("%s: key: cannot load a private key from %s: %s", p->path, p->key_ref, reason);
@@ -131,4 +142,13 @@ int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
         return 0;
     }
     return 1;
+}
+
+int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p)
+{
+    m2_err_saved app_errors;
+    m2_err_stash(&app_errors); /* our reasons are read from the queue */
+    int ok = use_credential(ctx, p);
+    m2_err_unstash(&app_errors);
+    return ok;
 }

@@ -26,7 +26,8 @@ void m2_set_error(const char *fmt, ...)
 
 /* The whole error queue, root cause first: a provider's "C_Login:
  * CKR_PIN_INCORRECT" comes before the generic "STORE routines::unsupported"
- * that OpenSSL adds on top of it, and both are worth reading. */
+ * that OpenSSL adds on top of it, and both are worth reading. Reads (and so
+ * empties) the queue: call it between m2_err_stash and m2_err_unstash. */
 void m2_openssl_reason(char *buf, size_t len)
 {
     if (len == 0)
@@ -50,7 +51,57 @@ void m2_openssl_reason(char *buf, size_t len)
     }
     if (shown == 0)
         snprintf(buf, len, "unknown OpenSSL error");
+}
+
+/* ---- the application's OpenSSL errors ----------------------------------- */
+
+/* OpenSSL's error queue belongs to the thread, so to the application as
+ * well: errors it queued before calling us are its own, and no code of
+ * ours may read or drop them. A mark (ERR_set_mark / ERR_pop_to_mark) is
+ * enough where we only drop what we pushed; where we read our reasons, the
+ * queue is read from its oldest entry, which may be the application's, so
+ * its entries are taken out first and put back, in order, at the end. */
+void m2_err_stash(m2_err_saved *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *file, *func, *data;
+    int line, flags;
+    unsigned long e;
+    while ((e = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+        if (s->n == M2_ERR_SAVED)
+            continue; /* the queue holds no more than that: cannot happen */
+        m2_err_entry *x = &s->e[s->n++];
+        /* The strings stay in the queue's slot until it is reused: copies. */
+        x->code = e;
+        x->line = line;
+        x->file = m2_strdup(file && *file ? file : NULL);
+        x->func = m2_strdup(func && *func ? func : NULL);
+        x->data = (flags & ERR_TXT_STRING) && data && *data ? m2_strdup(data) : NULL;
+    }
+}
+
+void m2_err_discard_own(void)
+{
+    /* Only between m2_err_stash and m2_err_unstash: what is queued is ours. */
     ERR_clear_error();
+}
+
+void m2_err_unstash(m2_err_saved *s)
+{
+    m2_err_discard_own();
+    for (int i = 0; i < s->n; i++) {
+        m2_err_entry *x = &s->e[i];
+        ERR_new();
+        ERR_set_debug(x->file, x->line, x->func);
+        if (x->data != NULL)
+            ERR_set_error(ERR_GET_LIB(x->code), ERR_GET_REASON(x->code), "%s", x->data);
+        else
+            ERR_set_error(ERR_GET_LIB(x->code), ERR_GET_REASON(x->code), NULL);
+        free(x->file);
+        free(x->func);
+        free(x->data);
+    }
+    memset(s, 0, sizeof *s);
 }
 
 char *m2_strdup(const char *s)

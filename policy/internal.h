@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <openssl/err.h>
 #include <m2mtls/policy.h>
 
 #define M2_HIDDEN __attribute__((visibility("hidden")))
@@ -17,8 +18,20 @@
 /* ---- error.c ------------------------------------------------------------ */
 /* Sets this thread's last error (printf style). */
 M2_HIDDEN void m2_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Appends the first OpenSSL error queue entry's reason to buf, clears the queue. */
+/* The OpenSSL error queue's reasons, root cause first, into buf; reads the
+ * queue empty, so only between m2_err_stash and m2_err_unstash. */
 M2_HIDDEN void m2_openssl_reason(char *buf, size_t len);
+
+/* The application's OpenSSL errors are never read or dropped by us:
+ * m2_err_stash takes them out of this thread's queue (which then holds only
+ * what we push), m2_err_unstash drops what we left and puts them back in
+ * order. m2_err_discard_own drops our own entries in between. */
+#define M2_ERR_SAVED 16 /* the size of OpenSSL 3's per-thread error ring */
+typedef struct m2_err_entry { unsigned long code; int line; char *file, *func, *data; } m2_err_entry;
+typedef struct m2_err_saved { int n; m2_err_entry e[M2_ERR_SAVED]; } m2_err_saved;
+M2_HIDDEN void m2_err_stash(m2_err_saved *s);
+M2_HIDDEN void m2_err_unstash(m2_err_saved *s);
+M2_HIDDEN void m2_err_discard_own(void);
 
 /* An error list: the parser collects every mistake, then publishes them. */
 typedef struct m2_errors {
@@ -67,6 +80,16 @@ M2_HIDDEN uint32_t m2_index_put(m2_index *ix, const void *owner, m2_index_key_fn
                                 uint32_t value, int *oom);
 M2_HIDDEN uint32_t m2_index_get(const m2_index *ix, const void *owner, m2_index_key_fn key,
                                 const char *k, size_t klen);
+
+/* ---- identifier.c: oneM2M identifiers (TS-0001 7.2) ---------------------- */
+/* A DNS name (labels of letters, digits, '-', '_'; no empty label). */
+M2_HIDDEN int m2_valid_dns_name(const char *s, size_t n);
+/* 'C' or 'S', then only URI unreserved characters (A-Z a-z 0-9 - . _ ~). */
+M2_HIDDEN int m2_ae_id_stem(const char *s, size_t n);
+/* A peers-from-cert prefix: //SP-ID/ or //SP-ID/CSE-ID/; 0 with WHY if not. */
+M2_HIDDEN int m2_pfc_prefix_check(const char *prefix, char *why, size_t why_len);
+/* //SP-ID/CSE-ID/C-stem or //SP-ID/S-stem; 0 with WHY if not. */
+M2_HIDDEN int m2_absolute_ae_id(const char *s, size_t n, char *why, size_t why_len);
 
 /* ---- the policy ---------------------------------------------------------- */
 enum m2_name_type { M2_NAME_DNS = 1, M2_NAME_URI = 2 };
@@ -127,7 +150,8 @@ M2_HIDDEN uint32_t m2_policy_find_peer(const m2mtls_policy *p, const char *id);
 M2_HIDDEN uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len);
 M2_HIDDEN const char *m2_peer_name_key(const void *owner, uint32_t v, size_t *len);
 M2_HIDDEN const char *m2_peer_id_key(const void *owner, uint32_t v, size_t *len);
-/* The pfc rule that could make PEER_ID an identity (prefix match), M2_NONE if none. */
+/* The pfc rule that could make PEER_ID an identity (its prefix, then one
+ * AE-ID-Stem), M2_NONE if none. */
 M2_HIDDEN uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from);
 
 /* parser.c: from p->path, or from F with p->path naming it (the fuzz target). */
@@ -159,8 +183,10 @@ typedef struct m2_eval_opts {
     int         role;          /* M2MTLS_RESPONDER / M2MTLS_INITIATOR */
     const char *expected;      /* initiator's association, or NULL */
     time_t      at;            /* 0 = now */
-    SSL        *ssl;           /* for the application's verify callback, or NULL */
-    X509_VERIFY_PARAM *param;  /* the handshake's parameters to inherit, or NULL */
+    SSL        *ssl;           /* for the application's verify callback and its security level, or NULL */
+    /* The handshake's parameters, or NULL: only what tightens is read (params.c). */
+    X509_VERIFY_PARAM *param;
+    int         security_level; /* without an SSL: the context's level to apply (at least 2 is) */
     /* Resumption: no chain to verify; an anchor is satisfied when its
      * certificate's SHA-256 equals this one (the anchor that verified the
      * chain when the session was made). */
@@ -169,6 +195,29 @@ typedef struct m2_eval_opts {
 
 M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                           const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
+
+/* ---- params.c: the verification parameters the policy owns --------------- */
+#define M2_MIN_SECURITY_LEVEL 2   /* every chain: 112-bit keys and signatures at least */
+#define M2_VERIFY_DEPTH      10   /* intermediates at most; an application may ask fewer */
+/* The security level of a default SSL_CTX of this OpenSSL (its configuration). */
+M2_HIDDEN int  m2_default_security_level(void);
+/* The level a chain is held to: the context's (or O's), never below the floor. */
+M2_HIDDEN int  m2_effective_security_level(const m2_eval_opts *o);
+/* Purpose, flags, depth, level and time of one anchor check. */
+M2_HIDDEN void m2_set_verify_params(X509_STORE_CTX *xs, const m2mtls_policy *p, const m2_eval_opts *o);
+/* The application's host / IP / e-mail checks on LEAF; 0 with WHY when one fails. */
+M2_HIDDEN int  m2_app_name_checks(X509 *leaf, const m2_eval_opts *o, m2_buf *why);
+
+/* ---- ncons.c: URI name constraints for scheme-less Absolute AE-IDs ------- */
+/* In a verify callback that got X509_V_ERR_UNSUPPORTED_NAME_SYNTAX: the
+ * error to report instead (X509_V_OK when every constraint holds). */
+M2_HIDDEN int  m2_ae_name_constraints(X509_STORE_CTX *xs);
+/* "permitted ...; excluded ..." of every CA above DEPTH of the chain. */
+M2_HIDDEN void m2_describe_name_constraints(STACK_OF(X509) *chain, int depth, m2_buf *why);
+
+/* ---- extensions.c --------------------------------------------------------- */
+/* 1 with WHY when OpenSSL found X's extensions invalid, 0 when they are fine. */
+M2_HIDDEN int  m2_cert_extensions_invalid(X509 *x, m2_buf *why);
 
 /* ---- context.c / session_label.c ----------------------------------------- */
 typedef struct m2_ctx_state m2_ctx_state;

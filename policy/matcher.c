@@ -137,12 +137,30 @@ static int from_cert(const m2mtls_policy *p, scan *sc, m2_match *m, m2_buf *why)
     }
     const unsigned char *d = ASN1_STRING_get0_data(sc->uri);
     size_t n = (size_t)ASN1_STRING_length(sc->uri);
+    const m2_pfc *under = NULL; /* a rule whose prefix the URI has, without a stem after it */
     for (uint32_t i = 0; i < p->n_pfcs; i++) {
         const m2_pfc *r = &p->pfcs[i];
-        if (n >= r->prefix_len && memcmp(d, r->prefix, r->prefix_len) == 0 && !add_candidate(m, M2_NONE, i, r->anchor)) {
+        if (n < r->prefix_len || memcmp(d, r->prefix, r->prefix_len) != 0)
+            continue;
+        /* "Any AE of this CSE": exactly one AE-ID-Stem after the prefix, so
+         * no empty, deeper, dot-segment, query or escaped name is an identity. */
+        if (!m2_ae_id_stem((const char *)d + r->prefix_len, n - r->prefix_len)) {
+            if (under == NULL || r->prefix_len > under->prefix_len)
+                under = r; /* the closest rule explains the refusal best */
+            continue;
+        }
+        if (!add_candidate(m, M2_NONE, i, r->anchor)) {
             m2_buf_addf(why, "out of memory");
             return 0;
         }
+    }
+    if (m->n == 0 && under != NULL) {
+        m2_buf_addf(why, "certificate URI '");
+        m2_buf_add_escaped(why, d, n, NAME_SHOWN_BYTES);
+        m2_buf_addf(why, "' is not an AE of peers-from-cert prefix '%s' (line %u): the prefix must be followed "
+                         "by exactly one AE-ID-Stem ('C' or 'S', then only A-Z a-z 0-9 - . _ ~)",
+                    under->prefix, under->line);
+        return 0;
     }
     if (m->n == 0) {
         m2_buf_addf(why, "no association matches the certificate's names [%s] and no peers-from-cert "

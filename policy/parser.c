@@ -65,7 +65,7 @@ static STACK_OF(X509) *read_certs(parse *ps, const char *what, const char *path)
     BIO *bio = BIO_new_file(path, "r");
     if (bio == NULL) {
         ERR(ps, "%s: cannot read %s: %s", what, path, strerror(errno));
-        ERR_clear_error();
+        m2_err_discard_own();
         return NULL;
     }
     STACK_OF(X509) *certs = sk_X509_new_null();
@@ -91,7 +91,7 @@ static STACK_OF(X509) *read_certs(parse *ps, const char *what, const char *path)
         sk_X509_pop_free(certs, X509_free);
         certs = NULL;
     }
-    ERR_clear_error();
+    m2_err_discard_own();
     BIO_free(bio);
     return certs;
 }
@@ -109,21 +109,7 @@ static void digest_cert(parse *ps, X509 *x)
 
 static int valid_dns_name(const char *s)
 {
-    size_t n = strlen(s), label = 0;
-    if (n == 0 || n > 253 || s[0] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '.') {
-            if (label == 0)
-                return 0;
-            label = 0;
-            continue;
-        }
-        if (!(isalnum(c) || c == '-' || c == '_') || ++label > 63)
-            return 0;
-    }
-    return 1;
+    return m2_valid_dns_name(s, strlen(s));
 }
 
 /* Checks "dns:..." / "uri:..." and stores its index key (DNS lower-cased). */
@@ -369,7 +355,7 @@ static void do_crl(parse *ps, char **tok, int ntok)
     BIO *bio = BIO_new_file(path, "r");
     if (bio == NULL) {
         ERR(ps, "crl: cannot read %s: %s", path, strerror(errno));
-        ERR_clear_error();
+        m2_err_discard_own();
         free(path);
         return;
     }
@@ -396,7 +382,7 @@ static void do_crl(parse *ps, char **tok, int ntok)
     } else if (found == 0) {
         ERR(ps, "crl: %s holds no PEM CRL", path);
     }
-    ERR_clear_error();
+    m2_err_discard_own();
     BIO_free(bio);
     free(path);
 }
@@ -505,6 +491,13 @@ static void do_pfc(parse *ps, char **tok, int ntok)
     prefix += 11;
     if (strchr(prefix, '*') != NULL || has_control(prefix)) {
         ERR(ps, "peers-from-cert: the prefix must not contain '*' or control characters");
+        return;
+    }
+    /* "Any AE of this CSE (or SP)": the identity is the prefix and one AE-ID-Stem. */
+    char why[MAX_NAME + 200];
+    if (strlen(prefix) > MAX_NAME || !m2_pfc_prefix_check(prefix, why, sizeof why)) {
+        ERR(ps, "peers-from-cert: uri-prefix:%.*s: %s", 200, prefix,
+            strlen(prefix) > MAX_NAME ? "the prefix is too long" : why);
         return;
     }
     m2mtls_policy *p = ps->p;
@@ -648,6 +641,8 @@ int m2_parse_policy(m2mtls_policy *p, m2_errors *errs)
 
 int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
 {
+    m2_err_saved app_errors;
+    m2_err_stash(&app_errors); /* the PEM readers' reasons are read from the queue */
     parse ps = { .p = p, .errs = errs, .file = p->path };
     ps.dir = dir_of(p->path);
     ps.digest = EVP_MD_CTX_new();
@@ -677,5 +672,6 @@ int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
     EVP_MD_CTX_free(ps.digest);
     free(ps.pending);
     free(ps.dir);
+    m2_err_unstash(&app_errors);
     return errs->count == 0;
 }

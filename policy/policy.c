@@ -121,8 +121,10 @@ uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len
 
 uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from)
 {
+    size_t n = strlen(peer_id);
     for (uint32_t i = from; i < p->n_pfcs; i++)
-        if (strncmp(peer_id, p->pfcs[i].prefix, p->pfcs[i].prefix_len) == 0)
+        if (strncmp(peer_id, p->pfcs[i].prefix, p->pfcs[i].prefix_len) == 0
+            && m2_ae_id_stem(peer_id + p->pfcs[i].prefix_len, n - p->pfcs[i].prefix_len))
             return i;
     return M2_NONE;
 }

@@ -103,7 +103,7 @@ int m2_ctx_allow_ts0003_dtls_suite(SSL_CTX *ctx)
     return 1;
 }
 
-int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
+static int apply_profile(SSL_CTX *ctx)
 {
     if (ctx == NULL) {
         m2_set_error("m2mtls_ctx_apply_ts0003_profile: the SSL_CTX is NULL");
@@ -126,4 +126,13 @@ int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
         return 0;
     }
     return 1;
+}
+
+int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx)
+{
+    m2_err_saved app_errors;
+    m2_err_stash(&app_errors); /* our reasons are read from the queue */
+    int ok = apply_profile(ctx);
+    m2_err_unstash(&app_errors);
+    return ok;
 }

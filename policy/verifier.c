@@ -7,19 +7,35 @@
 #include <openssl/x509v3.h>
 #include "internal.h"
 
-/* The application's own verify callback runs inside our validation: it may
- * refuse more than the policy does, never accept what the policy refused. */
-static int chain_cb(int ok, X509_STORE_CTX *xs)
+/* Runs for every event of an anchor check. Two things happen here:
+ * - OpenSSL's refusal of a scheme-less URI under URI name constraints (an
+ *   Absolute AE-ID) is evaluated again by the AE-ID's host (ncons.c): the
+ *   only error ever reinterpreted;
+ * - the application's own verify callback runs inside our validation: it may
+ *   refuse more than the policy does, never accept what the policy refused.
+ *   Errors it queues are its own: they are kept below our mark (see
+ *   m2_evaluate), so that dropping ours never drops them. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
 {
+    if (!ok && X509_STORE_CTX_get_error(xs) == X509_V_ERR_UNSUPPORTED_NAME_SYNTAX) {
+        int err = m2_ae_name_constraints(xs);
+        if (err == X509_V_OK) {
+            X509_STORE_CTX_set_error(xs, X509_V_OK);
+            return 1; /* the name is inside the constraints: no event left to report */
+        }
+        X509_STORE_CTX_set_error(xs, err);
+    }
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     SSL_verify_cb app = ssl != NULL ? SSL_get_verify_callback(ssl) : NULL;
     if (app == NULL)
         return ok;
+    ERR_pop_to_mark();
     int r = app(ok, xs);
     /* Say who refused: OpenSSL would record "unspecified" (and the reason
      * and its class would blame the chain). */
     if (ok && !r && X509_STORE_CTX_get_error(xs) == X509_V_OK)
         X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+    ERR_set_mark();
     return ok ? r : 0;
 }
 
@@ -30,11 +46,47 @@ typedef struct anchor_result {
     int      err;
 } anchor_result;
 
-static void describe_failure(m2_buf *why, const m2mtls_policy *p, uint32_t anchor, X509_STORE_CTX *xs, int err)
+static int name_constraint_error(int err)
+{
+    return err == X509_V_ERR_PERMITTED_VIOLATION || err == X509_V_ERR_EXCLUDED_VIOLATION
+           || err == X509_V_ERR_UNSUPPORTED_NAME_SYNTAX || err == X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE
+           || err == X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX || err == X509_V_ERR_SUBTREE_MINMAX;
+}
+
+/* OpenSSL's security levels 1..5: bits of security of keys and signatures. */
+static const int level_bits[] = { 80, 112, 128, 192, 256 };
+
+static int strength_error(int err)
+{
+    return err == X509_V_ERR_EE_KEY_TOO_SMALL || err == X509_V_ERR_CA_KEY_TOO_SMALL
+           || err == X509_V_ERR_CA_MD_TOO_WEAK;
+}
+
+/* OpenSSL skips an issuer whose extensions are invalid and then reports no
+ * issuer at all: name the one that was sent, and why it could not serve. */
+static void describe_invalid_issuer(m2_buf *why, X509 *at, STACK_OF(X509) *untrusted)
+{
+    for (int i = 0; at != NULL && i < sk_X509_num(untrusted); i++) {
+        X509 *c = sk_X509_value(untrusted, i);
+        if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(at)) != 0)
+            continue;
+        m2_buf mine = { 0 };
+        if (m2_cert_extensions_invalid(c, &mine)) {
+            char subject[256];
+            X509_NAME_oneline(X509_get_subject_name(c), subject, sizeof subject);
+            m2_buf_addf(why, "; the chain's %s cannot be its issuer: %s", subject, mine.s ? mine.s : "");
+        }
+        free(mine.s);
+    }
+}
+
+static void describe_failure(m2_buf *why, const m2mtls_policy *p, uint32_t anchor, X509_STORE_CTX *xs, int err,
+                             int level)
 {
     int depth = X509_STORE_CTX_get_error_depth(xs);
     X509 *at = X509_STORE_CTX_get_current_cert(xs);
-    m2_buf_addf(why, "anchor '%s': %s", p->anchors[anchor].name,
+    m2_buf_addf(why, "anchor '%s': %s%s", p->anchors[anchor].name,
+                name_constraint_error(err) ? "name constraint violation: " : "",
                 err == X509_V_OK || err == X509_V_ERR_APPLICATION_VERIFICATION
                     ? "refused by the application's verify callback"
                     : X509_verify_cert_error_string(err));
@@ -42,6 +94,18 @@ static void describe_failure(m2_buf *why, const m2mtls_policy *p, uint32_t ancho
         char subject[256];
         X509_NAME_oneline(X509_get_subject_name(at), subject, sizeof subject);
         m2_buf_addf(why, " (depth %d, %s)", depth, subject);
+    }
+    if (name_constraint_error(err))
+        m2_describe_name_constraints(X509_STORE_CTX_get0_chain(xs), depth, why);
+    else if (strength_error(err))
+        m2_buf_addf(why, " [security level %d: keys and signatures of at least %d bits]", level,
+                    level_bits[level < 1 ? 0 : level > 5 ? 4 : level - 1]);
+    else if (err == X509_V_ERR_INVALID_EXTENSION && at != NULL) {
+        m2_buf_addf(why, ": ");
+        if (!m2_cert_extensions_invalid(at, why))
+            m2_buf_addf(why, "inconsistent extensions");
+    } else if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT || err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY) {
+        describe_invalid_issuer(why, at, X509_STORE_CTX_get0_untrusted(xs));
     }
 }
 
@@ -55,34 +119,25 @@ static int verify_chain(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untr
         m2_buf_addf(why, "anchor '%s': out of memory", p->anchors[r->anchor].name);
         return 0;
     }
-    X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(xs);
-    if (o->param != NULL)
-        X509_VERIFY_PARAM_set1(vp, o->param);
-    else
-        X509_STORE_CTX_set_default(xs, o->role == M2MTLS_RESPONDER ? "ssl_client" : "ssl_server");
-    /* An anchor need not be self-signed: a pinned end-entity or intermediate
-     * certificate is a Root of Trust too (TS-0003 8.2.2.2). */
-    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
-    if (sk_X509_CRL_num(p->crls) > 0)
-        flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
-    X509_VERIFY_PARAM_set_flags(vp, flags);
-    if (o->at != 0)
-        X509_VERIFY_PARAM_set_time(vp, o->at);
-    if (o->ssl != NULL) {
+    m2_set_verify_params(xs, p, o);
+    if (o->ssl != NULL)
         X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), o->ssl);
-        X509_STORE_CTX_set_verify_cb(xs, chain_cb);
-    }
+    X509_STORE_CTX_set_verify_cb(xs, verify_cb);
     int ok = X509_verify_cert(xs) == 1;
-    if (ok) {
+    m2_buf names = { 0 };
+    if (ok && !m2_app_name_checks(leaf, o, &names)) {
+        m2_buf_addf(why, "anchor '%s': %s", p->anchors[r->anchor].name, names.s ? names.s : "out of memory");
+        r->err = X509_V_ERR_HOSTNAME_MISMATCH;
+    } else if (ok) {
         r->chain = X509_STORE_CTX_get1_chain(xs);
         r->ok = r->chain != NULL;
     } else {
         r->err = X509_STORE_CTX_get_error(xs);
-        describe_failure(why, p, r->anchor, xs, r->err);
+        describe_failure(why, p, r->anchor, xs, r->err, m2_effective_security_level(o));
         if (r->err == X509_V_OK)
             r->err = X509_V_ERR_APPLICATION_VERIFICATION;
     }
-    ERR_clear_error();
+    free(names.s);
     X509_STORE_CTX_free(xs);
     return r->ok;
 }
@@ -119,7 +174,15 @@ static m2mtls_reject_code chain_failure_code(int err)
 {
     switch (err) {
     case X509_V_ERR_APPLICATION_VERIFICATION:
+    case X509_V_ERR_HOSTNAME_MISMATCH:     /* the application's own host, e-mail */
+    case X509_V_ERR_EMAIL_MISMATCH:        /* and IP address checks (params.c)  */
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
         return M2MTLS_REJECT_APPLICATION;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:      /* the strength floor (params.c) */
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+    case X509_V_ERR_INVALID_EXTENSION:
+        return M2MTLS_REJECT_PROFILE;
     case X509_V_ERR_OUT_OF_MEM:
         return M2MTLS_REJECT_INTERNAL;
     case X509_V_ERR_CERT_REVOKED:
@@ -180,8 +243,8 @@ static int check_anchors(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *unt
     return 1;
 }
 
-int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
-                const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                    const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
 {
     memset(out, 0, sizeof *out);
     m2_buf why = { 0 };
@@ -189,6 +252,10 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
         m2_buf_addf(&why, "peer sent no certificate");
         return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_NO_CERTIFICATE);
     }
+    /* Before anything that reads the extensions: OpenSSL answers for an
+     * invalid certificate as if it had none (keyUsage 0, no names). */
+    if (m2_cert_extensions_invalid(leaf, &why))
+        return reject(out, &why, x509_err, X509_V_ERR_INVALID_EXTENSION, M2MTLS_REJECT_PROFILE);
     if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
         m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
         return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, M2MTLS_REJECT_PROFILE);
@@ -272,8 +339,21 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
     return ran;
 }
 
-int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
-                             const char *peer_id, m2mtls_role role, time_t at, m2mtls_verdict *out)
+/* OpenSSL pushes errors while it decodes and verifies; they are ours to
+ * drop, and the application's (queued before, or by its verify callback in
+ * between) stay: everything runs above a mark. */
+int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+{
+    ERR_set_mark();
+    int ran = evaluate(p, leaf, untrusted, o, out, x509_err);
+    ERR_pop_to_mark();
+    return ran;
+}
+
+int m2mtls_policy_check_cert_ex(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
+                                const char *peer_id, m2mtls_role role, time_t at, int security_level,
+                                m2mtls_verdict *out)
 {
     if (out == NULL) {
         m2_set_error("m2mtls_policy_check_cert: no verdict to fill");
@@ -288,12 +368,24 @@ int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) 
         m2_set_error("m2mtls_policy_check_cert: role must be M2MTLS_RESPONDER or M2MTLS_INITIATOR");
         return 0;
     }
-    m2_eval_opts o = { .role = role, .expected = peer_id, .at = at };
+    if (security_level > 5) {
+        m2_set_error("m2mtls_policy_check_cert: security level %d: OpenSSL's levels are 0 to 5", security_level);
+        return 0;
+    }
+    /* The level a handshake on a default context of this OpenSSL applies. */
+    m2_eval_opts o = { .role = role, .expected = peer_id, .at = at,
+                       .security_level = security_level >= 0 ? security_level : m2_default_security_level() };
     if (!m2_evaluate(p, cert, chain, &o, out, NULL)) {
         m2_set_error("m2mtls_policy_check_cert: out of memory");
         return 0;
     }
     return 1;
+}
+
+int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
+                             const char *peer_id, m2mtls_role role, time_t at, m2mtls_verdict *out)
+{
+    return m2mtls_policy_check_cert_ex(p, cert, chain, peer_id, role, at, -1, out);
 }
 
 void m2mtls_verdict_clear(m2mtls_verdict *v)

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 static long next_serial = 1000;
 
@@ -29,6 +31,29 @@ EVP_PKEY *pki_key_new(void)
     EVP_PKEY *k = EVP_EC_gen("P-256");
     if (k == NULL)
         fail("EVP_EC_gen(P-256)");
+    return k;
+}
+
+EVP_PKEY *pki_key_gen(const char *spec)
+{
+    EVP_PKEY *k = NULL;
+    if (strncmp(spec, "RSA:", 4) == 0) {
+        k = EVP_RSA_gen((unsigned int)atoi(spec + 4));
+    } else if (strncmp(spec, "EC:", 3) == 0) {
+        char curve[32];
+        snprintf(curve, sizeof curve, "%s", spec + 3);
+        char *opt = strchr(curve, ':');
+        if (opt != NULL)
+            *opt++ = '\0';
+        k = EVP_EC_gen(curve);
+        if (k != NULL && opt != NULL
+            && !EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, opt)) {
+            EVP_PKEY_free(k);
+            k = NULL;
+        }
+    }
+    if (k == NULL)
+        fail(spec);
     return k;
 }
 
@@ -52,13 +77,13 @@ static int add_key_usage(X509 *x, int bits)
     return ok;
 }
 
-static int add_basic_constraints(X509 *x, int ca)
+static int add_basic_constraints(X509 *x, int ca, int critical)
 {
     BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
     int ok = bc != NULL;
     if (ok) {
         bc->ca = ca ? 0xFF : 0;
-        ok = add_ext_i2d(x, NID_basic_constraints, bc, 1);
+        ok = add_ext_i2d(x, NID_basic_constraints, bc, critical);
     }
     BASIC_CONSTRAINTS_free(bc);
     return ok;
@@ -124,6 +149,23 @@ static int add_conf_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
     return ok;
 }
 
+static int add_raw_exts(X509 *x, const pki_ext *exts)
+{
+    int ok = 1;
+    for (const pki_ext *r = exts; ok && r->oid != NULL; r++) {
+        ASN1_OBJECT *obj = OBJ_txt2obj(r->oid, 0);
+        ASN1_OCTET_STRING *value = ASN1_OCTET_STRING_new();
+        X509_EXTENSION *e = NULL;
+        ok = obj != NULL && value != NULL && ASN1_OCTET_STRING_set(value, r->der, (int)r->len)
+             && (e = X509_EXTENSION_create_by_OBJ(NULL, obj, r->critical, value)) != NULL
+             && X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+        ASN1_OCTET_STRING_free(value);
+        ASN1_OBJECT_free(obj);
+    }
+    return ok;
+}
+
 int pki_issue(const pki_opts *o, pki_cert *out)
 {
     X509 *x = X509_new();
@@ -157,7 +199,7 @@ int pki_issue(const pki_opts *o, pki_cert *out)
     ok = ok && X509_set_pubkey(x, key);
 
     if (ok && o->ca != PKI_BC_NONE)
-        ok = add_basic_constraints(x, o->ca == PKI_BC_CA);
+        ok = add_basic_constraints(x, o->ca == PKI_BC_CA, !o->bc_not_critical);
     if (ok && o->key_usage != PKI_KU_NONE) {
         int bits = o->key_usage;
         if (bits == PKI_KU_DEFAULT)
@@ -166,14 +208,25 @@ int pki_issue(const pki_opts *o, pki_cert *out)
     }
     if (ok && o->sans != NULL)
         ok = add_sans(x, o->sans);
-    if (ok) {
-        X509V3_CTX v3;
-        X509V3_set_ctx(&v3, o->issuer ? o->issuer->cert : x, x, NULL, NULL, 0);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, o->issuer ? o->issuer->cert : x, x, NULL, NULL, 0);
+    if (ok && !o->no_key_ids) {
         ok = add_conf_ext(x, &v3, NID_subject_key_identifier, "hash");
         if (ok && o->issuer != NULL)
             ok = add_conf_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
     }
-    ok = ok && X509_sign(x, o->issuer ? o->issuer->key : key, EVP_sha256()) > 0;
+    if (ok && o->name_constraints != NULL)
+        ok = add_conf_ext(x, &v3, NID_name_constraints, o->name_constraints);
+    if (ok && o->ext_key_usage != NULL)
+        ok = add_conf_ext(x, &v3, NID_ext_key_usage, o->ext_key_usage);
+    if (ok && o->raw_exts != NULL)
+        ok = add_raw_exts(x, o->raw_exts);
+    const EVP_MD *md = EVP_sha256();
+    EVP_MD *fetched = NULL;
+    if (ok && o->md != NULL)
+        ok = (md = fetched = EVP_MD_fetch(NULL, o->md, NULL)) != NULL;
+    ok = ok && X509_sign(x, o->issuer ? o->issuer->key : key, md) > 0;
+    EVP_MD_free(fetched);
 
     X509_NAME_free(name);
     if (!ok) {

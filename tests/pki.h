@@ -48,6 +48,14 @@ typedef struct pki_cert {
     EVP_PKEY *key;
 } pki_cert;
 
+/* A raw extension, added as given (for malformed or repeated extensions). */
+typedef struct pki_ext {
+    const char          *oid;      /* dotted OID or short name; NULL ends a pki_ext array */
+    int                  critical;
+    const unsigned char *der;      /* the extnValue's content: DER, or not */
+    size_t               len;
+} pki_ext;
+
 typedef struct pki_opts {
     const char     *cn;          /* subject commonName, NULL: none */
     const pki_cert *issuer;      /* NULL: self-signed */
@@ -58,10 +66,20 @@ typedef struct pki_opts {
     int             key_usage;   /* PKI_KU_DEFAULT / PKI_KU_NONE / KU_* bits */
     const pki_san  *sans;        /* PKI_SAN_END terminated; NULL: no SAN extension */
     EVP_PKEY       *key;         /* subject key to reuse (gets a reference); NULL: new key */
+    const char     *md;          /* signature digest ("SHA1", "SHA384"); NULL: SHA-256 */
+    const char     *name_constraints; /* nameConstraints, openssl.cnf syntax
+                                         ("critical,permitted;URI:sp.example.com"); NULL: none */
+    const char     *ext_key_usage;    /* extendedKeyUsage ("serverAuth"); NULL: none */
+    const pki_ext  *raw_exts;    /* added after the others; NULL: none */
+    int             no_key_ids;  /* 1: no subjectKeyIdentifier / authorityKeyIdentifier */
+    int             bc_not_critical; /* 1: basicConstraints without the critical flag */
 } pki_opts;
 
 /* A new EC P-256 key. */
 EVP_PKEY *pki_key_new(void);
+/* A new key: "EC:P-256", "EC:P-192", "EC:P-256:compressed" (its public key
+ * encoded as a compressed point), "RSA:1024", "RSA:2048". */
+EVP_PKEY *pki_key_gen(const char *spec);
 /* Issues a certificate as described by O. 1 ok, 0 error (message on stderr). */
 int  pki_issue(const pki_opts *o, pki_cert *out);
 void pki_cert_free(pki_cert *c);

@@ -1,8 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # The m2mtls command line: `m2mtls inspect` (exit 0 accepted / 1 rejected /
-# 2 usage, policy or file error, --json, --peer, --chain, --at) and
-# `m2mtls policy check`. The PKI is made with the openssl command.
+# 2 usage, policy or file error, --json, --peer, --chain, --at, --seclevel:
+# the verdict of a handshake), `m2mtls inspect --lint` (the TS-0003
+# certificate profile, one finding per check) and `m2mtls policy check`.
+# The PKI is made with the openssl command.
 # usage: test_cli.sh PATH-TO-m2mtls
 set -u
 M2MTLS=${1:?usage: test_cli.sh PATH-TO-m2mtls}
@@ -207,6 +209,175 @@ grep -q "$T/bad.policy:2:" "$T/pc_bad.all" && fail "policy check: the good line 
 run pc_missing policy check "$T/no-such.policy"
 expect_rc pc_missing 2
 
+# ---- inspect = handshake: strength, AE-ID scope, name constraints, true reasons ------------
+cd "$T" || exit 1
+serial=100
+# csr NAME CN [KEY-OPTIONS]: a new key NAME.key and its NAME.csr
+csr() {
+    _n=$1 _cn=$2; shift 2
+    [ $# -gt 0 ] || set -- $EC
+    gen req -new "$@" -keyout "$_n.key" -out "$_n.csr" -subj "/O=m2mtls tests/CN=$_cn"
+}
+# sign NAME ISSUER EXTFILE [x509 options]: NAME.csr -> NAME.pem, signed by ISSUER
+sign() {
+    _n=$1 _i=$2 _e=$3; shift 3
+    serial=$((serial + 1))
+    gen x509 -req -in "$_n.csr" -CA "$_i.pem" -CAkey "$_i.key" -set_serial "$serial" -days 10 \
+        -extfile "$_e" -out "$_n.pem" "$@"
+}
+ae_ext() { # URI [SAN]: the extensions of an AE certificate
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=%s\n' "${2:-URI:$1}"
+    printf 'subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n'
+}
+ca_root() { # NAME CN KEY-OPTIONS...: a self-signed CA
+    _n=$1 _cn=$2; shift 2
+    gen req -x509 "$@" -keyout "$_n.key" -out "$_n.pem" -subj "/O=m2mtls tests/CN=$_cn" -days 30 \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+}
+ca_root rsa1024 "RSA-1024 Root" -newkey rsa:1024 -nodes
+ca_root rsa2048 "RSA-2048 Root" -newkey rsa:2048 -nodes
+ca_root ncroot "NC Root" $EC -addext "nameConstraints=critical,permitted;URI:sp.example.com,permitted;DNS:.sp.example.com"
+ae_ext //sp.example.com/CSE-A/Csha1 >sha1.ext;        csr sha1 Csha1;   sign sha1 root sha1.ext -sha1
+ae_ext //sp.example.com/CSE-A/Cp192 >p192.ext;        csr p192 Cp192 -newkey ec -pkeyopt ec_paramgen_curve:P-192 -nodes
+sign p192 root p192.ext
+ae_ext //sp.example.com/CSE-W/Cweak >weak.ext;        csr weak Cweak;   sign weak rsa1024 weak.ext
+ae_ext //sp.example.com/CSE-X/Crsa >rsa.ext;          csr rsa Crsa;     sign rsa rsa2048 rsa.ext
+ae_ext //sp.example.com/CSE-A/Cx/sub >deep.ext;       csr deep Cx;      sign deep root deep.ext
+ae_ext //sp.example.com/CSE-A/Csensor7 >ncin.ext;     csr ncin Cin;     sign ncin ncroot ncin.ext
+ae_ext //other.example.org/CSE-A/Csensor7 >ncout.ext; csr ncout Cout;   sign ncout ncroot ncout.ext
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=DER:30:10:82:05:63:73:65\n' >badsan.ext
+csr badsan Cbad; sign badsan root badsan.ext
+printf '%s\n' "anchor ROOT root.pem" "anchor RSA1024 rsa1024.pem" "anchor RSA2048 rsa2048.pem" "anchor NC ncroot.pem" \
+    "peers-from-cert ROOT uri-prefix://sp.example.com/CSE-A/" "peers-from-cert RSA1024 uri-prefix://sp.example.com/CSE-W/" \
+    "peers-from-cert RSA2048 uri-prefix://sp.example.com/CSE-X/" "peers-from-cert NC uri-prefix://sp.example.com/CSE-A/" \
+    "peers-from-cert NC uri-prefix://other.example.org/CSE-A/" >strength.policy
+SP="$T/strength.policy"
+cd / || exit 1
+expect_first() { # NAME TEXT: the first line of NAME's output contains TEXT
+    case "$(first_line "$1")" in *"$2"*) ok ;; *) fail "$1: first line '$(first_line "$1")' lacks '$2'" ;; esac
+}
+# default level, and levels 0 to 2: the policy holds every chain to level 2 at least
+for lvl in "" 0 1 2; do
+    set --; [ -n "$lvl" ] && set -- --seclevel "$lvl"
+    run "sha1$lvl" inspect --policy "$SP" "$@" "$T/sha1.pem"; expect_rc "sha1$lvl" 1
+    expect_first "sha1$lvl" "CA signature digest algorithm too weak"
+    run "p192$lvl" inspect --policy "$SP" "$@" "$T/p192.pem"; expect_rc "p192$lvl" 1
+    expect_first "p192$lvl" "EE certificate key too weak"
+    run "weak$lvl" inspect --policy "$SP" "$@" "$T/weak.pem"; expect_rc "weak$lvl" 1
+    expect_first "weak$lvl" "CA certificate key too weak"
+done
+run rsa_default inspect --policy "$SP" "$T/rsa.pem";             expect_rc rsa_default 0
+run rsa_level3 inspect --policy "$SP" --seclevel 3 "$T/rsa.pem"; expect_rc rsa_level3 1
+expect_first rsa_level3 "security level 3"
+run seclevel_bad inspect --policy "$SP" --seclevel 6 "$T/rsa.pem";     expect_rc seclevel_bad 2
+run seclevel_word inspect --policy "$SP" --seclevel high "$T/rsa.pem"; expect_rc seclevel_word 2
+run deep inspect --policy "$SP" "$T/deep.pem"; expect_rc deep 1
+expect_first deep "exactly one AE-ID-Stem"
+run ncin inspect --policy "$SP" "$T/ncin.pem"; expect_rc ncin 0
+[ "$(first_line ncin)" = "accepted: //sp.example.com/CSE-A/Csensor7" ] && ok || fail "ncin: '$(first_line ncin)'"
+run ncout inspect --policy "$SP" "$T/ncout.pem"; expect_rc ncout 1
+expect_first ncout "name constraint violation: permitted subtree violation"
+run badsan inspect --policy "$SP" "$T/badsan.pem"; expect_rc badsan 1
+[ "$(first_line badsan)" = "rejected: certificate subjectAltName extension cannot be decoded" ] && ok \
+    || fail "badsan: '$(first_line badsan)'"
+printf 'anchor ROOT root.pem\npeers-from-cert ROOT uri-prefix://sp.example.com/CSE-A/Cx/\n' >"$T/badprefix.policy"
+run badprefix inspect --policy "$T/badprefix.policy" "$T/deep.pem"; expect_rc badprefix 2
+grep -q "badprefix.policy:2: peers-from-cert: uri-prefix://sp.example.com/CSE-A/Cx/: must be //SP-ID/ or //SP-ID/CSE-ID/" \
+    "$T/badprefix.err" && ok || { fail "bad prefix: no FILE:LINE"; cat "$T/badprefix.err"; }
+
+# ---- inspect --lint: the TS-0003 certificate profile -------------------------------------
+cd "$T" || exit 1
+ca_ext() { # [sed script]: the extensions of a TS-0003 intermediate CA
+    printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n'
+    printf 'authorityKeyIdentifier=keyid\nnameConstraints=critical,permitted;URI:sp.example.com,permitted;DNS:.sp.example.com\n'
+}
+ca_ext >linter.ext; csr linter "Lint Intermediate"; sign linter ncroot linter.ext
+# lint_case NAME ISSUER EXTFILE [CSR-KEY-OPTIONS] [-- X509-OPTIONS]: NAME.pem
+lint_case() {
+    _n=$1 _i=$2 _e=$3; shift 3
+    _k=""; while [ $# -gt 0 ] && [ "$1" != -- ]; do _k="$_k $1"; shift; done
+    [ $# -gt 0 ] && shift
+    csr "$_n" "C$_n" $_k
+    sign "$_n" "$_i" "$_e" "$@"
+}
+ae_ext //sp.example.com/CSE-A/Csensor7 >clean.ext;   lint_case clean linter clean.ext
+ae_ext x DNS:in-cse.sp.example.com >cse.ext;          lint_case cse linter cse.ext
+lint_case rsakey linter clean.ext -newkey rsa:2048 -nodes
+lint_case sha384 linter clean.ext -- -sha384
+grep -v keyUsage clean.ext >noku.ext;                  lint_case noku linter noku.ext
+sed 's/digitalSignature/keyAgreement/' clean.ext >kuenc.ext; lint_case kuenc linter kuenc.ext
+ae_ext x 'DNS:*.sp.example.com' >wild.ext;             lint_case wild linter wild.ext
+grep -v subjectAltName clean.ext >cnonly.ext;          lint_case cnonly linter cnonly.ext
+ae_ext x DNS:in-cse >notfqdn.ext;                      lint_case notfqdn linter notfqdn.ext
+ae_ext /CSE-A/Csensor7 >relative.ext;                  lint_case relative linter relative.ext
+ae_ext //sp.example.com/CSE-A/Sfleet >sunder.ext;      lint_case sunder linter sunder.ext
+ae_ext x URI://sp.example.com/CSE-A/Cb,DNS:b.sp.example.com >both.ext; lint_case both linter both.ext
+sed 's/=hash/=none/; s/=keyid/=none/' clean.ext >noids.ext; lint_case noids linter noids.ext
+lint_case expired linter clean.ext -- -days -1
+lint_case badext linter badsan.ext
+ca_ext | sed 's/^basicConstraints=critical,/basicConstraints=/; /^nameConstraints/d' >weakca.ext
+lint_case weakca ncroot weakca.ext
+gen ec -in clean.key -conv_form compressed -out compressed.key
+gen req -new -key compressed.key -out compressed.csr -subj "/O=m2mtls tests/CN=Ccompressed"
+sign compressed linter clean.ext
+cat linter.pem ncroot.pem >chain.pem
+cd / || exit 1
+
+run lint_clean inspect --lint --chain "$T/chain.pem" "$T/clean.pem"; expect_rc lint_clean 0
+expect_first lint_clean "clean: $T/clean.pem follows the TS-0003 certificate profile (3 certificates)"
+run lint_cse inspect --lint --chain "$T/chain.pem" "$T/cse.pem"; expect_rc lint_cse 0
+# lint_finding NAME CHECK CLAUSE [CHAIN]: exit 1, a line "depth N (...): [CLAUSE] CHECK: ..."
+lint_finding() {
+    if [ -n "${4:-}" ]; then set -- "$1" "$2" "$3" --chain "$4"; fi
+    _ln=$1 _check=$2 _clause=$3; shift 3
+    run "lint_$_ln" inspect --lint "$@" "$T/$_ln.pem"
+    expect_rc "lint_$_ln" 1
+    grep -qF "[$_clause] $_check: " "$T/lint_$_ln.out" && grep -q "^depth [0-9] (" "$T/lint_$_ln.out" && ok \
+        || { fail "lint $_ln: no '[$_clause] $_check:' finding"; cat "$T/lint_$_ln.out"; }
+}
+lint_finding rsakey key "TS-0003 10.1.1.1"
+lint_finding compressed ec-point "TS-0003 10.1.1.1"
+lint_finding sha384 signature "TS-0003 10.1.1.1"
+lint_finding noku key-usage "TS-0003 10.1.1.1; RFC 5280 4.2.1.3"
+lint_finding kuenc key-usage "TS-0003 10.1.1.1; RFC 5280 4.2.1.3"
+lint_finding wild wildcard "TS-0003 8.1.2.5"
+lint_finding cnonly subject-alt-name "TS-0003 8.1.2.5"
+lint_finding notfqdn name "TS-0003 8.1.2.5"
+lint_finding relative name "TS-0003 8.1.2.5; TS-0001 7.2"
+lint_finding sunder name "TS-0003 8.1.2.5; TS-0001 7.2"
+lint_finding both name "TS-0003 8.1.2.5"
+lint_finding noids subject-key-id "RFC 5280 4.2.1.2"
+lint_finding noids authority-key-id "RFC 5280 4.2.1.1"
+lint_finding expired validity "RFC 5280 4.1.2.5"
+lint_finding badext extensions "RFC 5280 4.2"
+lint_finding weakca basic-constraints "RFC 5280 4.2.1.9"
+lint_finding weakca name-constraints "TS-0003 10.1.1.3; RFC 5280 4.2.1.10"
+# a finding deeper in the chain: a root without nameConstraints
+lint_finding clean name-constraints "TS-0003 10.1.1.3; RFC 5280 4.2.1.10" "$T/root.pem"
+# each bad case has the one finding it was made for
+for c in rsakey compressed sha384 noku kuenc wild cnonly notfqdn relative sunder both expired badext; do
+    [ "$(grep -c '^depth' "$T/lint_$c.out")" -eq 1 ] && ok || { fail "lint $c: not exactly one finding"; cat "$T/lint_$c.out"; }
+done
+run lint_at inspect --lint --at 2000-01-01T00:00:00Z "$T/clean.pem"; expect_rc lint_at 1
+grep -q "validity: not valid before" "$T/lint_at.out" && ok || fail "lint --at: no 'not valid before' finding"
+run lint_json inspect --lint --json --chain "$T/root.pem" "$T/rsakey.pem"; expect_rc lint_json 1
+python3 - "$T/lint_json.out" <<'PY' && ok || { fail "lint --json"; cat "$T/lint_json.out"; }
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["clean"] is False, o
+assert [c["depth"] for c in o["certificates"]] == [0, 1], o
+checks = {(f["depth"], f["check"], f["clause"]) for f in o["findings"]}
+assert (0, "key", "TS-0003 10.1.1.1") in checks, checks
+assert (1, "name-constraints", "TS-0003 10.1.1.3; RFC 5280 4.2.1.10") in checks, checks
+assert all(f["message"] for f in o["findings"]), o
+PY
+run lint_json_clean inspect --lint --json --chain "$T/chain.pem" "$T/clean.pem"; expect_rc lint_json_clean 0
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["clean"] is True and o["findings"] == [] and len(o["certificates"]) == 3, o' \
+    "$T/lint_json_clean.out" && ok || fail "lint --json clean"
+run lint_policy inspect --lint --policy "$P" "$T/clean.pem"; expect_rc lint_policy 2
+run lint_nofile inspect --lint "$T/no-such.pem";                expect_rc lint_nofile 2
+run lint_two inspect --lint "$T/clean.pem" "$T/cse.pem";        expect_rc lint_two 2
+
 # ---- help ---------------------------------------------------------------------------------
 run help --help
 expect_rc help 0
@@ -214,6 +385,8 @@ grep -q inspect "$T/help.out" && ok || fail "--help does not mention inspect"
 run ihelp inspect --help
 expect_rc ihelp 0
 grep -q -- --policy "$T/ihelp.out" && ok || fail "inspect --help does not mention --policy"
+grep -q -- --lint "$T/ihelp.out" && grep -q -- --seclevel "$T/ihelp.out" && ok \
+    || fail "inspect --help does not mention --lint and --seclevel"
 run nocmd
 [ "$rc" -ne 0 ] && ok || fail "no command: exit 0"
 

@@ -377,6 +377,42 @@ static void test_bad_peers_from_cert(void **state)
                  "*", "wildcard");
 }
 
+/* The prefix is //SP-ID/ or //SP-ID/CSE-ID/: "any AE of this SP (or CSE)". */
+static void test_peers_from_cert_prefix(void **state)
+{
+    (void)state;
+    static const struct { const char *prefix, *word; } bad[] = {
+        { "sp.example.com/CSE-A/", "//SP-ID/" },          /* no // */
+        { "m2m://sp.example.com/CSE-A/", "//SP-ID/" },    /* a scheme */
+        { "//sp.example.com/CSE-A", "end with '/'" },     /* the stem would glue to the CSE-ID */
+        { "//sp.example.com", "end with '/'" },
+        { "//sp..example.com/", "not a domain name" },
+        { "///CSE-A/", "not a domain name" },
+        { "//sp.example.com:80/CSE-A/", "not a domain name" },
+        { "//sp.example.com/CSE-A/Cx/", "one path segment" },
+        { "//sp.example.com//", "CSE-ID" },
+        { "//sp.example.com/CSE?A/", "CSE-ID" },
+        { "//sp.example.com/CSE%41/", "CSE-ID" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "anchor A root.pem\npeers-from-cert A uri-prefix:%s\n", bad[i].prefix);
+        EXPECT_ERROR(text, 2, bad[i].word);
+    }
+    static const char *const good[] = { "//sp.example.com/", "//sp.example.com/CSE-A/", "//sp/in-cse/",
+                                        "//SP.Example.com/CSE_1.x~y/" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "anchor A root.pem\npeers-from-cert A uri-prefix:%s\n", good[i]);
+        char *path = write_policy(text);
+        m2mtls_policy *p = m2mtls_policy_load(path);
+        if (p == NULL)
+            fail_msg("uri-prefix:%s refused: %s", good[i], m2mtls_last_error());
+        m2mtls_policy_free(p);
+        free(path);
+    }
+}
+
 /* Several mistakes: each one is reported with its line, and nothing loads. */
 static void test_every_error_reported(void **state)
 {
@@ -447,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_bad_at),
         cmocka_unit_test(test_duplicate_singletons),
         cmocka_unit_test(test_bad_peers_from_cert),
+        cmocka_unit_test(test_peers_from_cert_prefix),
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_last_error_per_thread),
     };

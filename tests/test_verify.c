@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/err.h>
+
 #include "testutil.h"
 #include "pki.h"
 
@@ -17,7 +19,13 @@
 
 static char *dir;
 static pki_cert alpha, bravo, charlie, look, inter, pinned;
-static m2mtls_policy *pol, *crl_pol, *noid_pol;
+static pki_cert nc_inter, rsa1024, rsa2048, sha1_root;
+static m2mtls_policy *pol, *crl_pol, *noid_pol, *pfc_pol, *nc_pol, *weak_pol;
+
+/* nameConstraints of the constrained intermediate: the SP's AEs (its own
+ * host and every host below it), its CSEs' DNS names, minus one host. */
+#define NC_VALUE "critical,permitted;URI:sp.example.com,permitted;URI:.sp.example.com," \
+                 "permitted;DNS:.sp.example.com,excluded;URI:bad.sp.example.com"
 
 static int root_opts(const char *cn, pki_cert *out)
 {
@@ -43,6 +51,26 @@ static int setup(void **state)
     pki_opts io = { .cn = "Verify Intermediate", .issuer = &alpha, .ca = PKI_BC_CA,
                     .not_before = -20 * DAY, .not_after = 3000 * DAY };
     if (!pki_issue(&io, &inter))
+        return -1;
+    pki_opts nco = { .cn = "Constrained Intermediate", .issuer = &alpha, .ca = PKI_BC_CA,
+                     .not_before = -20 * DAY, .not_after = 3000 * DAY, .name_constraints = NC_VALUE };
+    if (!pki_issue(&nco, &nc_inter))
+        return -1;
+    /* Roots for the strength rules: an RSA-1024 and an RSA-2048 key, and a
+     * root that signed itself with SHA-1 (the anchor's own signature is
+     * never judged: OpenSSL's level rules). */
+    EVP_PKEY *k1024 = pki_key_gen("RSA:1024"), *k2048 = pki_key_gen("RSA:2048");
+    pki_opts r1 = { .cn = "RSA-1024 Root", .ca = PKI_BC_CA, .key = k1024, .not_before = -30 * DAY,
+                    .not_after = 3650 * DAY };
+    pki_opts r2 = { .cn = "RSA-2048 Root", .ca = PKI_BC_CA, .key = k2048, .not_before = -30 * DAY,
+                    .not_after = 3650 * DAY };
+    pki_opts r3 = { .cn = "SHA-1 Root", .ca = PKI_BC_CA, .md = "SHA1", .not_before = -30 * DAY,
+                    .not_after = 3650 * DAY };
+    int made = k1024 != NULL && k2048 != NULL && pki_issue(&r1, &rsa1024) && pki_issue(&r2, &rsa2048)
+               && pki_issue(&r3, &sha1_root);
+    EVP_PKEY_free(k1024);
+    EVP_PKEY_free(k2048);
+    if (!made)
         return -1;
     long revoked[] = { 666 };
     X509_CRL *crl = pki_crl(&charlie, revoked, 1, 7 * DAY);
@@ -74,7 +102,33 @@ static int setup(void **state)
                       "peer /CSE-OK dns:fine.example.com CHARLIE\n")
         && pki_writef(dir, "noid.policy",
                       "anchor ALPHA alpha.pem\n"
-                      "peer /CSE-1 dns:cse1.example.com ALPHA\n");
+                      "peer /CSE-1 dns:cse1.example.com ALPHA\n")
+        && pki_writef(dir, "pfc.policy",
+                      "anchor ALPHA alpha.pem\n"
+                      "peers-from-cert ALPHA uri-prefix://sp.example.com/CSE-A/\n"
+                      "peers-from-cert ALPHA uri-prefix://sp.example.com/\n")
+        && pki_writef(dir, "nc.policy",
+                      "anchor ALPHA alpha.pem\n"
+                      "peers-from-cert ALPHA uri-prefix://sp.example.com/CSE-A/\n"
+                      "peers-from-cert ALPHA uri-prefix://mn.sp.example.com/CSE-B/\n"
+                      "peers-from-cert ALPHA uri-prefix://bad.sp.example.com/CSE-A/\n"
+                      "peers-from-cert ALPHA uri-prefix://other.example.org/CSE-A/\n"
+                      "peer /cse-in dns:cse.sp.example.com ALPHA\n"
+                      "peer /cse-out dns:cse.other.example.org ALPHA\n")
+        && pki_write_cert(dir, "rsa1024.pem", rsa1024.cert)
+        && pki_write_cert(dir, "rsa2048.pem", rsa2048.cert)
+        && pki_write_cert(dir, "sha1-root.pem", sha1_root.cert)
+        && pki_writef(dir, "weak.policy",
+                      "anchor ALPHA alpha.pem\n"
+                      "anchor RSA1024 rsa1024.pem\n"
+                      "anchor RSA2048 rsa2048.pem\n"
+                      "anchor SHA1ROOT sha1-root.pem\n"
+                      "peer /sha1 dns:sha1.example.com ALPHA\n"
+                      "peer /p192 dns:p192.example.com ALPHA\n"
+                      "peer /p256 dns:p256.example.com ALPHA\n"
+                      "peer /rsa1024 dns:rsa1024.example.com RSA1024\n"
+                      "peer /rsa2048 dns:rsa2048.example.com RSA2048\n"
+                      "peer /sha1-root dns:sha1-root.example.com SHA1ROOT\n");
     X509_CRL_free(crl);
     if (!ok)
         return -1;
@@ -87,7 +141,17 @@ static int setup(void **state)
     p = pki_path(dir, "noid.policy");
     noid_pol = m2mtls_policy_load(p);
     free(p);
-    if (pol == NULL || crl_pol == NULL || noid_pol == NULL) {
+    p = pki_path(dir, "pfc.policy");
+    pfc_pol = m2mtls_policy_load(p);
+    free(p);
+    p = pki_path(dir, "nc.policy");
+    nc_pol = m2mtls_policy_load(p);
+    free(p);
+    p = pki_path(dir, "weak.policy");
+    weak_pol = m2mtls_policy_load(p);
+    free(p);
+    if (pol == NULL || crl_pol == NULL || noid_pol == NULL || pfc_pol == NULL || nc_pol == NULL
+        || weak_pol == NULL) {
         fprintf(stderr, "policy load failed: %s\n", m2mtls_last_error());
         return -1;
     }
@@ -100,6 +164,13 @@ static int teardown(void **state)
     m2mtls_policy_free(pol);
     m2mtls_policy_free(crl_pol);
     m2mtls_policy_free(noid_pol);
+    m2mtls_policy_free(pfc_pol);
+    m2mtls_policy_free(nc_pol);
+    m2mtls_policy_free(weak_pol);
+    pki_cert_free(&nc_inter);
+    pki_cert_free(&rsa1024);
+    pki_cert_free(&rsa2048);
+    pki_cert_free(&sha1_root);
     pki_cert_free(&alpha);
     pki_cert_free(&bravo);
     pki_cert_free(&charlie);
@@ -224,6 +295,18 @@ static void reject_cert(X509 *cert, const char *why)
     check(cert, &v);
     expect_reject(&v, why);
     m2mtls_verdict_clear(&v);
+    X509_free(cert);
+}
+
+/* CERT, sent with CA as its chain, is refused by P (as a responder) with WHY; frees CERT. */
+static void reject_with_chain(const m2mtls_policy *p, X509 *cert, X509 *ca, const char *why)
+{
+    STACK_OF(X509) *chain = pki_stack(ca, (X509 *)NULL);
+    m2mtls_verdict v;
+    check_full(p, cert, chain, NULL, M2MTLS_RESPONDER, 0, &v);
+    expect_reject(&v, why);
+    m2mtls_verdict_clear(&v);
+    sk_X509_pop_free(chain, X509_free);
     X509_free(cert);
 }
 
@@ -374,14 +457,7 @@ static void test_own_anchor_only(void **state)
     reject_cert_as(dns_leaf(&look, "cse1.example.com"), "ALPHA", M2MTLS_REJECT_ROOT_OF_TRUST);
     reject_cert(uri_leaf(&look, "//sp.example.com/CSE-1/Csensor7"), "ALPHA");
     /* the look-alike root passed as part of the chain does not help */
-    X509 *c = dns_leaf(&look, "cse1.example.com");
-    STACK_OF(X509) *chain = pki_stack(look.cert, (X509 *)NULL);
-    m2mtls_verdict v;
-    check_full(pol, c, chain, NULL, M2MTLS_RESPONDER, 0, &v);
-    expect_reject(&v, "ALPHA");
-    m2mtls_verdict_clear(&v);
-    sk_X509_pop_free(chain, X509_free);
-    X509_free(c);
+    reject_with_chain(pol, dns_leaf(&look, "cse1.example.com"), look.cert, "ALPHA");
 }
 
 static void test_one_candidate_fails_other_verifies(void **state)
@@ -677,6 +753,306 @@ static void test_local_id(void **state)
     X509_free(c1);
 }
 
+/* ---- peers-from-cert: the identity is the prefix and one AE-ID-Stem ---------- */
+
+static void pfc_check(const char *uri, const char *want_peer, const char *why)
+{
+    X509 *c = uri_leaf(&alpha, uri);
+    m2mtls_verdict v;
+    check_full(pfc_pol, c, NULL, NULL, M2MTLS_RESPONDER, 0, &v);
+    if (want_peer != NULL)
+        expect_accept(&v, want_peer);
+    else
+        expect_reject(&v, why);
+    m2mtls_verdict_clear(&v);
+    X509_free(c);
+}
+
+static void test_pfc_ae_id_scope(void **state)
+{
+    (void)state;
+    /* what the rule promises: any AE of the CSE (C...) or of the SP (S...) */
+    pfc_check("//sp.example.com/CSE-A/Csensor7", "//sp.example.com/CSE-A/Csensor7", NULL);
+    pfc_check("//sp.example.com/CSE-A/C", "//sp.example.com/CSE-A/C", NULL);
+    pfc_check("//sp.example.com/CSE-A/Cs-1.a_b~c", "//sp.example.com/CSE-A/Cs-1.a_b~c", NULL);
+    pfc_check("//sp.example.com/Sfleet01", "//sp.example.com/Sfleet01", NULL);
+    /* the five shapes that were labelled with the whole string */
+    static const char *const bad[] = {
+        "//sp.example.com/CSE-A/",                     /* empty */
+        "//sp.example.com/CSE-A/Cx/sub",               /* deeper */
+        "//sp.example.com/CSE-A/Cx/../../CSE-B/Cy",    /* dot segments into another CSE */
+        "//sp.example.com/CSE-A/Cx?a=b",               /* a query */
+        "//sp.example.com/CSE-A/C x",                  /* a space */
+        "//sp.example.com/CSE-A/Cx#f",                 /* a fragment */
+        "//sp.example.com/CSE-A/C%41",                 /* an escape */
+        "//sp.example.com/CSE-A/csensor7",             /* not C or S */
+        "//sp.example.com/CSE-A/Xsensor7",
+        "//sp.example.com/CSE-A/..",
+        "//sp.example.com/CSE-A/C\xc3\xa9",            /* not ASCII */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        pfc_check(bad[i], NULL, "AE-ID-Stem");
+    /* under //SP-ID/ a path into a CSE is not one stem either */
+    pfc_check("//sp.example.com/CSE-B/Cy", NULL, "AE-ID-Stem");
+    /* an initiator cannot expect such an identity: there is no association */
+    X509 *c = uri_leaf(&alpha, "//sp.example.com/CSE-A/Cx/sub");
+    m2mtls_verdict v;
+    check_full(pfc_pol, c, NULL, "//sp.example.com/CSE-A/Cx/sub", M2MTLS_INITIATOR, 0, &v);
+    expect_reject(&v, "no association");
+    m2mtls_verdict_clear(&v);
+    X509_free(c);
+    c = uri_leaf(&alpha, "//sp.example.com/CSE-A/Cx");
+    check_full(pfc_pol, c, NULL, "//sp.example.com/CSE-A/Cx", M2MTLS_INITIATOR, 0, &v);
+    expect_accept(&v, "//sp.example.com/CSE-A/Cx");
+    m2mtls_verdict_clear(&v);
+    X509_free(c);
+}
+
+/* ---- URI name constraints for scheme-less Absolute AE-IDs ------------------- */
+
+/* A leaf under the name-constrained intermediate, checked against nc.policy. */
+static void nc_check(const pki_san *sans, const char *want_peer, const char *why, const char *why2)
+{
+    X509 *c = leaf(&nc_inter, "leaf", sans);
+    STACK_OF(X509) *chain = pki_stack(nc_inter.cert, (X509 *)NULL);
+    m2mtls_verdict v;
+    check_full(nc_pol, c, chain, NULL, M2MTLS_RESPONDER, 0, &v);
+    if (want_peer != NULL) {
+        expect_accept(&v, want_peer);
+        assert_int_equal(sk_X509_num(v.chain), 3);
+    } else {
+        expect_reject(&v, why);
+        if (why2 != NULL)
+            assert_contains(v.reason, why2);
+    }
+    m2mtls_verdict_clear(&v);
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(c);
+}
+
+static void test_name_constraints_ae_ids(void **state)
+{
+    (void)state;
+    /* inside: the SP's host, and a host below it */
+    pki_san in[] = { { PKI_SAN_URI, "//sp.example.com/CSE-A/Csensor7", 0 }, { 0, 0, 0 } };
+    nc_check(in, "//sp.example.com/CSE-A/Csensor7", NULL, NULL);
+    pki_san below[] = { { PKI_SAN_URI, "//mn.sp.example.com/CSE-B/Cpump", 0 }, { 0, 0, 0 } };
+    nc_check(below, "//mn.sp.example.com/CSE-B/Cpump", NULL, NULL);
+    /* outside: another SP */
+    pki_san out[] = { { PKI_SAN_URI, "//other.example.org/CSE-A/Csensor7", 0 }, { 0, 0, 0 } };
+    nc_check(out, NULL, "name constraint violation: permitted subtree violation", "URI:sp.example.com");
+    /* excluded although below the permitted host */
+    pki_san ex[] = { { PKI_SAN_URI, "//bad.sp.example.com/CSE-A/Csensor7", 0 }, { 0, 0, 0 } };
+    nc_check(ex, NULL, "name constraint violation: excluded subtree violation", "; excluded URI:bad.sp.example.com");
+}
+
+static void test_name_constraints_other_names(void **state)
+{
+    (void)state;
+    /* CSE names are OpenSSL's to check, as before */
+    pki_san dns_in[] = { { PKI_SAN_DNS, "cse.sp.example.com", 0 }, { 0, 0, 0 } };
+    nc_check(dns_in, "/cse-in", NULL, NULL);
+    pki_san dns_out[] = { { PKI_SAN_DNS, "cse.other.example.org", 0 }, { 0, 0, 0 } };
+    nc_check(dns_out, NULL, "name constraint violation: permitted subtree violation", "DNS:.sp.example.com");
+    /* an in-scope URI next to an out-of-scope dNSName: nothing escapes, in
+     * either order (OpenSSL stops at the first name it cannot judge) */
+    pki_san mix1[] = { { PKI_SAN_URI, "//sp.example.com/CSE-A/Csensor7", 0 },
+                       { PKI_SAN_DNS, "cse.other.example.org", 0 }, { 0, 0, 0 } };
+    nc_check(mix1, NULL, "name constraint violation: permitted subtree violation", NULL);
+    pki_san mix2[] = { { PKI_SAN_DNS, "cse.other.example.org", 0 },
+                       { PKI_SAN_URI, "//sp.example.com/CSE-A/Csensor7", 0 }, { 0, 0, 0 } };
+    nc_check(mix2, NULL, "name constraint violation: permitted subtree violation", NULL);
+    /* a URI that is neither scheme://host nor //host stays OpenSSL's refusal */
+    pki_san rel[] = { { PKI_SAN_DNS, "cse.sp.example.com", 0 }, { PKI_SAN_URI, "Csensor7", 0 }, { 0, 0, 0 } };
+    nc_check(rel, NULL, "unsupported or invalid name syntax", NULL);
+    /* an empty host is no host */
+    pki_san nohost[] = { { PKI_SAN_DNS, "cse.sp.example.com", 0 }, { PKI_SAN_URI, "///CSE-A/C1", 0 }, { 0, 0, 0 } };
+    nc_check(nohost, NULL, "name constraint violation", NULL);
+    /* the subject CN of a certificate without dNSName is held to the DNS constraint too */
+    pki_san uri_only[] = { { PKI_SAN_URI, "//sp.example.com/CSE-A/Cx", 0 }, { 0, 0, 0 } };
+    reject_with_chain(nc_pol, leaf(&nc_inter, "cse.other.example.org", uri_only), nc_inter.cert,
+                      "name constraint violation");
+}
+
+/* ---- true reasons for undecodable extensions ------------------------------------ */
+
+static void test_invalid_extensions(void **state)
+{
+    (void)state;
+    /* a subjectAltName that is not DER (a truncated SEQUENCE), keyUsage fine */
+    static const unsigned char bad_san[] = { 0x30, 0x10, 0x82, 0x05, 'c', 's', 'e' };
+    pki_ext san_ext[] = { { "subjectAltName", 0, bad_san, sizeof bad_san }, { NULL, 0, NULL, 0 } };
+    pki_opts o = { .cn = "cse1.example.com", .issuer = &alpha, .raw_exts = san_ext };
+    X509 *c = leaf_opts(o);
+    assert_true(X509_get_key_usage(c) == 0); /* what OpenSSL answers for it */
+    m2mtls_verdict v;
+    check(c, &v);
+    expect_reject(&v, "subjectAltName extension cannot be decoded");
+    assert_not_contains(v.reason, "digitalSignature");
+    m2mtls_verdict_clear(&v);
+    X509_free(c);
+
+    /* a second keyUsage */
+    static const unsigned char ku[] = { 0x03, 0x02, 0x07, 0x80 }; /* digitalSignature */
+    pki_ext dup_ext[] = { { "keyUsage", 1, ku, sizeof ku }, { NULL, 0, NULL, 0 } };
+    pki_san s[] = { { PKI_SAN_DNS, "cse1.example.com", 0 }, { 0, 0, 0 } };
+    pki_opts d = { .cn = "leaf", .issuer = &alpha, .sans = s, .raw_exts = dup_ext };
+    reject_cert(leaf_opts(d), "more than one keyUsage extension");
+
+    /* an empty keyUsage */
+    static const unsigned char ku0[] = { 0x03, 0x01, 0x00 };
+    pki_ext ku0_ext[] = { { "keyUsage", 1, ku0, sizeof ku0 }, { NULL, 0, NULL, 0 } };
+    pki_opts e = { .cn = "leaf", .issuer = &alpha, .sans = s, .key_usage = PKI_KU_NONE, .raw_exts = ku0_ext };
+    reject_cert(leaf_opts(e), "keyUsage extension is empty");
+
+    /* an intermediate with undecodable nameConstraints: the chain says why */
+    static const unsigned char bad_nc[] = { 0x30, 0x05, 0xa0, 0x10 };
+    pki_ext nc_ext[] = { { "nameConstraints", 1, bad_nc, sizeof bad_nc }, { NULL, 0, NULL, 0 } };
+    pki_opts io = { .cn = "Broken CA", .issuer = &alpha, .ca = PKI_BC_CA, .raw_exts = nc_ext };
+    pki_cert ca;
+    assert_true(pki_issue(&io, &ca));
+    reject_with_chain(pol, dns_leaf(&ca, "cse1.example.com"), ca.cert, "nameConstraints extension cannot be decoded");
+    pki_cert_free(&ca);
+}
+
+/* ---- strength: at least security level 2, whatever the context's ---------------- */
+
+static X509 *weak_leaf(const pki_cert *issuer, const char *dns, const char *key_spec, const char *md)
+{
+    pki_san s[] = { { PKI_SAN_DNS, dns, 0 }, { 0, 0, 0 } };
+    EVP_PKEY *k = key_spec != NULL ? pki_key_gen(key_spec) : NULL;
+    pki_opts o = { .cn = "leaf", .issuer = issuer, .sans = s, .key = k, .md = md };
+    X509 *x = leaf_opts(o);
+    EVP_PKEY_free(k);
+    return x;
+}
+
+static void weak_check(X509 *c, int level, const char *want_peer, const char *why)
+{
+    m2mtls_verdict v;
+    memset(&v, 0, sizeof v);
+    if (m2mtls_policy_check_cert_ex(weak_pol, c, NULL, NULL, M2MTLS_RESPONDER, 0, level, &v) != 1)
+        fail_msg("m2mtls_policy_check_cert_ex failed: %s", m2mtls_last_error());
+    if (want_peer != NULL)
+        expect_accept(&v, want_peer);
+    else
+        expect_reject(&v, why);
+    m2mtls_verdict_clear(&v);
+}
+
+static void test_strength_floor(void **state)
+{
+    (void)state;
+    X509 *sha1 = weak_leaf(&alpha, "sha1.example.com", NULL, "SHA1");
+    X509 *p192 = weak_leaf(&alpha, "p192.example.com", "EC:P-192", NULL);
+    X509 *r1024 = weak_leaf(&rsa1024, "rsa1024.example.com", NULL, NULL);
+    /* the level of a default context (-1), and levels 0 and 1: at least 2 applies */
+    for (int level = -1; level <= 2; level++) {
+        weak_check(sha1, level, NULL, "CA signature digest algorithm too weak");
+        weak_check(p192, level, NULL, "EE certificate key too weak");
+        weak_check(r1024, level, NULL, "CA certificate key too weak");
+    }
+    /* and m2mtls_policy_check_cert (inspect) the same */
+    m2mtls_verdict v;
+    check_full(weak_pol, sha1, NULL, NULL, M2MTLS_RESPONDER, 0, &v);
+    expect_reject(&v, "security level 2");
+    m2mtls_verdict_clear(&v);
+    /* the anchor's own SHA-1 self-signature is not judged (OpenSSL's rule) */
+    X509 *under_sha1 = weak_leaf(&sha1_root, "sha1-root.example.com", NULL, NULL);
+    weak_check(under_sha1, -1, "/sha1-root", NULL);
+    X509_free(under_sha1);
+    X509_free(sha1);
+    X509_free(p192);
+    X509_free(r1024);
+}
+
+static void test_strength_stricter_level(void **state)
+{
+    (void)state;
+    /* RSA-2048 is 112 bits: level 2 accepts it, level 3 (128 bits) does not */
+    X509 *r2048 = weak_leaf(&rsa2048, "rsa2048.example.com", NULL, NULL);
+    weak_check(r2048, -1, "/rsa2048", NULL);
+    weak_check(r2048, 2, "/rsa2048", NULL);
+    weak_check(r2048, 3, NULL, "CA certificate key too weak");
+    /* P-256 is 128 bits: level 4 (192 bits) refuses it */
+    X509 *p256 = weak_leaf(&alpha, "p256.example.com", NULL, NULL);
+    weak_check(p256, 3, "/p256", NULL);
+    weak_check(p256, 4, NULL, "EE certificate key too weak");
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert_ex(weak_pol, p256, NULL, NULL, M2MTLS_RESPONDER, 0, 6, &v), 0);
+    assert_contains(m2mtls_last_error(), "0 to 5");
+    X509_free(r2048);
+    X509_free(p256);
+}
+
+/* ---- the application's OpenSSL errors stay queued ---------------------------- */
+
+#define APP_REASON 4242
+
+static void queue_app_error(void)
+{
+    ERR_clear_error();
+    ERR_raise_data(ERR_LIB_USER, APP_REASON, "queued by the application");
+}
+
+/* The application's error is the only one left, and still the same. */
+static void expect_app_error_alone(const char *after)
+{
+    unsigned long first = ERR_peek_error(), last = ERR_peek_last_error();
+    if (ERR_GET_LIB(first) != ERR_LIB_USER || ERR_GET_REASON(first) != APP_REASON)
+        fail_msg("after %s the application's error is gone (first queued: %s)", after,
+                 first ? ERR_reason_error_string(first) : "nothing");
+    if (first != last)
+        fail_msg("after %s m2mtls left its own errors queued", after);
+    const char *data = NULL;
+    int flags = 0;
+    ERR_peek_error_data(&data, &flags);
+    assert_true((flags & ERR_TXT_STRING) && strcmp(data, "queued by the application") == 0);
+    ERR_clear_error();
+}
+
+static void test_error_queue_kept(void **state)
+{
+    (void)state;
+    X509 *ok = dns_leaf(&alpha, "cse1.example.com");
+    X509 *bad = dns_leaf(&look, "cse1.example.com");
+    static const unsigned char bad_san[] = { 0x30, 0x10, 0x82 };
+    pki_ext san_ext[] = { { "subjectAltName", 0, bad_san, sizeof bad_san }, { NULL, 0, NULL, 0 } };
+    pki_opts o = { .cn = "x", .issuer = &alpha, .raw_exts = san_ext };
+    X509 *broken = leaf_opts(o);
+    X509 *certs[] = { ok, bad, broken };
+    for (size_t i = 0; i < 3; i++) {
+        m2mtls_verdict v;
+        queue_app_error();
+        check(certs[i], &v);
+        expect_app_error_alone("m2mtls_policy_check_cert");
+        m2mtls_verdict_clear(&v);
+        X509_free(certs[i]);
+    }
+    pki_san in[] = { { PKI_SAN_URI, "//sp.example.com/CSE-A/Csensor7", 0 }, { 0, 0, 0 } };
+    queue_app_error();
+    nc_check(in, "//sp.example.com/CSE-A/Csensor7", NULL, NULL);
+    expect_app_error_alone("a name-constrained chain");
+
+    /* loading policies reads OpenSSL's reasons, and gives the queue back */
+    char *p = pki_path(dir, "main.policy");
+    queue_app_error();
+    m2mtls_policy *loaded = m2mtls_policy_load(p);
+    assert_non_null(loaded);
+    m2mtls_policy_free(loaded);
+    free(p);
+    expect_app_error_alone("m2mtls_policy_load");
+    assert_true(pki_writef(dir, "garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n"
+                                               "-----END CERTIFICATE-----\n")
+                && pki_writef(dir, "garbage.policy", "anchor G garbage.pem\npeer /x dns:x.example.com G\n"));
+    p = pki_path(dir, "garbage.policy");
+    queue_app_error();
+    assert_null(m2mtls_policy_load(p));
+    free(p);
+    assert_contains(m2mtls_last_error(), "bad PEM certificate");
+    expect_app_error_alone("a failed m2mtls_policy_load");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +1078,13 @@ int main(void)
         cmocka_unit_test(test_initiator),
         cmocka_unit_test(test_local_id),
         cmocka_unit_test(test_codes_and_version),
+        cmocka_unit_test(test_pfc_ae_id_scope),
+        cmocka_unit_test(test_name_constraints_ae_ids),
+        cmocka_unit_test(test_name_constraints_other_names),
+        cmocka_unit_test(test_invalid_extensions),
+        cmocka_unit_test(test_strength_floor),
+        cmocka_unit_test(test_strength_stricter_level),
+        cmocka_unit_test(test_error_queue_kept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

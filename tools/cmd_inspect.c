@@ -1,37 +1,62 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* m2mtls inspect: would the policy accept this certificate, and why (not)? */
+/* m2mtls inspect: would the policy accept this certificate, and why (not)?
+ * With --lint: does it follow the TS-0003 certificate profile (lint.c)? */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 #include <m2mtls/policy.h>
+#include "lint.h"
 #include "tool.h"
 
 static const char usage[] =
-    "usage: m2mtls inspect --policy FILE [--peer ID] [--chain FILE] [--at TIME] [--json] CERT\n"
+    "usage: m2mtls inspect --policy FILE [--peer ID] [--chain FILE] [--at TIME] [--seclevel N] [--json] CERT\n"
+    "       m2mtls inspect --lint [--chain FILE] [--at TIME] [--json] CERT\n"
     "\n"
-    "Says whether the policy accepts CERT as a peer certificate, and why not.\n"
-    "As a responder by default (any configured association); with --peer as an\n"
-    "initiator that expects exactly that association.\n"
+    "Says whether the policy accepts CERT as a peer certificate, and why not,\n"
+    "exactly as a handshake would. As a responder by default (any configured\n"
+    "association); with --peer as an initiator that expects exactly that association.\n"
+    "With --lint, checks CERT and its chain against the TS-0003 certificate profile\n"
+    "instead (no policy): the check a PKI operator runs before issuing.\n"
     "\n"
-    "  --policy FILE   the policy file (required)\n"
+    "  --policy FILE   the policy file (required without --lint)\n"
     "  --peer ID       initiator: accept only the association with this peer id\n"
     "  --chain FILE    untrusted intermediate certificates (PEM); certificates that\n"
     "                  follow the first one in CERT are used as the chain too\n"
     "  --at TIME       verify at this RFC 3339 time (2026-01-31T12:00:00Z) instead of now\n"
+    "  --seclevel N    the OpenSSL security level (0-5) of the context the handshake\n"
+    "                  would run in (default: that of a default SSL_CTX of this\n"
+    "                  OpenSSL); the policy never holds a chain to less than level 2\n"
+    "  --lint          TS-0003 profile findings, one a line with its clause\n"
     "  --json          print one JSON object: verdict, peer_id, local_id, cert_name,\n"
-    "                  anchor, reason, reason_code, names, chain\n"
+    "                  anchor, reason, reason_code, names, chain (--lint: clean,\n"
+    "                  certificates, findings)\n"
     "  -h, --help      this text\n"
     "\n"
     "Exit status: 0 accepted (prints 'accepted: PEER-ID'), 1 rejected (prints\n"
-    "'rejected: REASON'), 2 usage, policy or file error.\n";
+    "'rejected: REASON'), 2 usage, policy or file error. With --lint: 0 clean,\n"
+    "1 findings, 2 usage or file error.\n";
 
 typedef struct inspect_args {
     const char *policy, *peer, *chain, *at, *cert;
-    int json;
+    int json, lint, seclevel;
     time_t when;
 } inspect_args;
+
+static int parse_seclevel(const char *s, int *out)
+{
+    if (s[0] < '0' || s[0] > '5' || s[1] != '\0')
+        return 0;
+    *out = s[0] - '0';
+    return 1;
+}
+
+static int usage_error(const char *why)
+{
+    fprintf(stderr, "m2mtls inspect: %s\n%s", why, usage);
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, inspect_args *a)
 {
@@ -39,9 +64,12 @@ static int parse_args(int argc, char **argv, inspect_args *a)
         { "policy", required_argument, NULL, 'p' }, { "peer", required_argument, NULL, 'e' },
         { "chain", required_argument, NULL, 'c' },  { "at", required_argument, NULL, 't' },
         { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
+        { "lint", no_argument, NULL, 'l' },          { "seclevel", required_argument, NULL, 's' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
+    const char *seclevel = NULL;
+    a->seclevel = -1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -50,16 +78,23 @@ static int parse_args(int argc, char **argv, inspect_args *a)
         case 'c': a->chain = optarg; break;
         case 't': a->at = optarg; break;
         case 'j': a->json = 1; break;
+        case 'l': a->lint = 1; break;
+        case 's': seclevel = optarg; break;
         case 'h': fputs(usage, stdout); exit(EXIT_ACCEPTED);
         default: fputs(usage, stderr); return 0;
         }
     }
-    if (optind != argc - 1 || a->policy == NULL) {
-        fprintf(stderr, "m2mtls inspect: %s\n%s", a->policy == NULL ? "--policy FILE is required"
-                                                                    : "exactly one CERT file is required", usage);
+    if (optind != argc - 1)
+        return usage_error("exactly one CERT file is required");
+    if (a->lint && (a->policy != NULL || a->peer != NULL || seclevel != NULL))
+        return usage_error("--lint checks the TS-0003 profile, not a policy: no --policy, --peer or --seclevel");
+    if (!a->lint && a->policy == NULL)
+        return usage_error("--policy FILE is required");
+    a->cert = argv[optind];
+    if (seclevel != NULL && !parse_seclevel(seclevel, &a->seclevel)) {
+        fprintf(stderr, "m2mtls inspect: --seclevel %s: OpenSSL's security levels are 0 to 5\n", seclevel);
         return 0;
     }
-    a->cert = argv[optind];
     if (a->at != NULL && !tool_parse_rfc3339(a->at, &a->when)) {
         fprintf(stderr, "m2mtls inspect: --at %s: not an RFC 3339 time (like 2026-01-31T12:00:00Z)\n", a->at);
         return 0;
@@ -170,23 +205,41 @@ static void print_text(const m2mtls_verdict *v, X509 *leaf)
     printf("\n");
 }
 
+/* CERT's certificates followed by those of --chain; NULL on a file error. */
+static STACK_OF(X509) *read_all(const inspect_args *a)
+{
+    STACK_OF(X509) *certs = tool_read_certs(a->cert), *extra = NULL;
+    if (certs == NULL || (a->chain != NULL && (extra = tool_read_certs(a->chain)) == NULL)) {
+        sk_X509_pop_free(certs, X509_free);
+        return NULL;
+    }
+    for (int i = 0; i < sk_X509_num(extra); i++)
+        if (sk_X509_push(certs, sk_X509_value(extra, i)))
+            sk_X509_set(extra, i, NULL);
+    sk_X509_pop_free(extra, X509_free);
+    return certs;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     inspect_args a = { 0 };
     if (!parse_args(argc, argv, &a))
         return EXIT_USAGE;
+    if (a.lint) {
+        STACK_OF(X509) *certs = read_all(&a);
+        int rc = certs != NULL ? lint_report(stdout, a.cert, certs, a.when, a.json) : EXIT_USAGE;
+        sk_X509_pop_free(certs, X509_free);
+        return rc;
+    }
     m2mtls_policy *p = m2mtls_policy_load(a.policy);
     if (p == NULL) {
         fprintf(stderr, "%s\n", m2mtls_last_error());
         return EXIT_USAGE;
     }
     int rc = EXIT_USAGE;
-    STACK_OF(X509) *certs = tool_read_certs(a.cert), *extra = NULL;
-    if (certs == NULL || (a.chain != NULL && (extra = tool_read_certs(a.chain)) == NULL))
+    STACK_OF(X509) *certs = read_all(&a);
+    if (certs == NULL)
         goto done;
-    for (int i = 0; i < sk_X509_num(extra); i++)
-        if (sk_X509_push(certs, sk_X509_value(extra, i)))
-            sk_X509_set(extra, i, NULL);
     X509 *leaf = sk_X509_value(certs, 0);
     STACK_OF(X509) *chain = sk_X509_dup(certs);
     if (chain == NULL)
@@ -194,7 +247,7 @@ int cmd_inspect(int argc, char **argv)
     (void)sk_X509_shift(chain);
     m2mtls_verdict v;
     int role = a.peer != NULL ? M2MTLS_INITIATOR : M2MTLS_RESPONDER;
-    if (!m2mtls_policy_check_cert(p, leaf, chain, a.peer, role, a.when, &v)) {
+    if (!m2mtls_policy_check_cert_ex(p, leaf, chain, a.peer, role, a.when, a.seclevel, &v)) {
         fprintf(stderr, "m2mtls inspect: %s\n", m2mtls_last_error());
     } else {
         if (a.json)
@@ -206,7 +259,6 @@ int cmd_inspect(int argc, char **argv)
     m2mtls_verdict_clear(&v);
     sk_X509_free(chain);
 done:
-    sk_X509_pop_free(extra, X509_free);
     sk_X509_pop_free(certs, X509_free);
     m2mtls_policy_free(p);
     return rc;

@@ -159,10 +159,21 @@ typedef struct m2mtls_verdict {
  * own references. Any thread; several threads may evaluate with one policy at
  * once. OpenSSL 3.0 caches a certificate's extensions on first use, without
  * a lock: a CERT shared between threads must have been through one
- * evaluation (or X509_check_purpose(cert, -1, 0)) first. */
+ * evaluation (or X509_check_purpose(cert, -1, 0)) first.
+ * The chain is held to the security level of a default SSL_CTX of this
+ * OpenSSL (its configuration), and never to less than level 2, as in a
+ * handshake: a certificate accepted here is not refused by a handshake for
+ * a reason of its chain. OpenSSL errors queued by the caller stay queued. */
 M2MTLS_API int  m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert,
                                          STACK_OF(X509) *chain, const char *peer_id,
                                          m2mtls_role role, time_t at, m2mtls_verdict *out);
+/* The same at a given SECURITY_LEVEL (0..5: the level of the SSL_CTX the
+ * handshake would use; -1: that of a default SSL_CTX). The policy applies
+ * the higher of SECURITY_LEVEL and 2. */
+M2MTLS_API int  m2mtls_policy_check_cert_ex(const m2mtls_policy *p, X509 *cert,
+                                            STACK_OF(X509) *chain, const char *peer_id,
+                                            m2mtls_role role, time_t at, int security_level,
+                                            m2mtls_verdict *out);
 /* Frees what V owns (see m2mtls_verdict) and zeroes it; V itself is the
  * caller's. NULL is ignored. Thread: the one that owns V. */
 M2MTLS_API void m2mtls_verdict_clear(m2mtls_verdict *v);
@@ -177,7 +188,12 @@ M2MTLS_API m2mtls_reject_code m2mtls_verdict_code(const m2mtls_verdict *v);
 /* Installs the verifier: requires and verifies the peer certificate on every
  * handshake, labels each connection. Keeps its own reference to P (the
  * caller may free its own at once); installing on a context that already has
- * a policy swaps it (m2mtls_ctx_set_policy). 1 ok, 0 error. Set-up time. */
+ * a policy swaps it (m2mtls_ctx_set_policy). 1 ok, 0 error. Set-up time.
+ * The policy owns the verification parameters (purpose, time, depth, flags,
+ * revocation): from the context's X509_VERIFY_PARAM only what tightens is
+ * taken (a smaller depth, a higher security level, X509_V_FLAG_X509_STRICT,
+ * X509_V_FLAG_CHECK_SS_SIGNATURE, the Suite B flags, host / IP / e-mail
+ * checks). Every chain is held to at least security level 2. */
 M2MTLS_API int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p);
 /* Atomically replaces the policy of a context already installed; handshakes
  * already started finish with the policy they started with. Keeps a

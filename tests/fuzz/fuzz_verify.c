@@ -6,7 +6,7 @@
  * First byte odd: the rest describes a leaf that the fixture issues and
  * signs — subjectAltNames with arbitrary bytes (NUL, '*', case, many of
  * them), keyUsage, CA flag, validity, issuer (the anchor, an intermediate,
- * a look-alike root) — so that the name matcher and the accepting paths are
+ * a look-alike root, a name-constrained intermediate) — so that the name matcher and the accepting paths are
  * reached, which random DER would almost never do.
  * Both run as responder and as initiator for every configured peer id. */
 #include <stdio.h>
@@ -18,7 +18,7 @@
 #include "fuzz.h"
 
 static m2mtls_policy *policy;
-static pki_cert root, inter, lookalike;
+static pki_cert root, inter, lookalike, nc_inter;
 static char *fixture_dir;
 static const char *peer_ids[] = { "/cse-a", "/cse-b", "//sp.example.com/CSE-1/C1", "//sp.example.com/CSE-1/Cx", NULL };
 
@@ -28,6 +28,7 @@ static void remove_fixture(void)
     pki_cert_free(&root);
     pki_cert_free(&inter);
     pki_cert_free(&lookalike);
+    pki_cert_free(&nc_inter);
     pki_rmtree(fixture_dir);
     free(fixture_dir);
 }
@@ -35,7 +36,13 @@ static void remove_fixture(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fixture_dir = pki_tmpdir();
+    /* an intermediate with nameConstraints, URI subtrees included: the
+     * scheme-less Absolute AE-IDs below it are evaluated again (ncons.c) */
+    pki_opts nco = { .cn = "fuzz nc inter", .issuer = &root, .ca = PKI_BC_CA,
+                     .name_constraints = "critical,permitted;URI:sp.example.com,permitted;URI:.example.com,"
+                                         "permitted;DNS:.example.com,excluded;URI:bad.sp.example.com" };
     if (fixture_dir == NULL || !pki_root("fuzz root", &root) || !pki_intermediate("fuzz inter", &root, &inter)
+        || !pki_issue(&nco, &nc_inter)
         || !pki_root("fuzz root", &lookalike) || !pki_write_cert(fixture_dir, "root.pem", root.cert)
         || !pki_writef(fixture_dir, "p",
                        "local-id /in-cse\n"
@@ -122,7 +129,7 @@ static void fuzz_described(const uint8_t *data, size_t size)
             if (len > 0)
                 sans[n++] = (pki_san){ kinds[type], (const char *)data, len };
         } else if (type == 4 && len >= 3) {
-            issuer = data[0] % 3;
+            issuer = data[0] % 4;
             ku = data[1] % 4 == 0 ? PKI_KU_NONE : data[1] % 4 == 1 ? PKI_KU_DEFAULT : (int)data[1];
             ca = data[2] % 3 == 0 ? PKI_BC_LEAF : data[2] % 3 == 1 ? PKI_BC_NONE : PKI_BC_CA;
             if (len >= 4 && data[3] & 1) { /* expired */
@@ -134,7 +141,7 @@ static void fuzz_described(const uint8_t *data, size_t size)
         size -= len;
     }
     sans[n] = (pki_san){ PKI_SAN_END, NULL, 0 };
-    const pki_cert *by = issuer == 0 ? &root : issuer == 1 ? &inter : &lookalike;
+    const pki_cert *by = issuer == 0 ? &root : issuer == 1 ? &inter : issuer == 2 ? &lookalike : &nc_inter;
     pki_opts o = { .cn = "fuzz", .issuer = by, .ca = ca, .key_usage = ku, .sans = n ? sans : NULL,
                    .not_before = not_before, .not_after = not_after, .key = root.key };
     pki_cert leaf;
@@ -143,8 +150,8 @@ static void fuzz_described(const uint8_t *data, size_t size)
         return;
     }
     STACK_OF(X509) *chain = sk_X509_new_null();
-    if (chain != NULL && issuer == 1)
-        sk_X509_push(chain, inter.cert);
+    if (chain != NULL && (issuer == 1 || issuer == 3))
+        sk_X509_push(chain, issuer == 1 ? inter.cert : nc_inter.cert);
     evaluate(leaf.cert, chain);
     sk_X509_free(chain);
     pki_cert_free(&leaf);
