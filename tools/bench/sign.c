@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include "bench.h"
-#include "bench_engine.h"
+#include "engine.h"
 #include "internal.h"
 #include "tool.h"
 

@@ -1,6 +1,6 @@
 /* m2mtls bench: what a key in a token and the m2mtls verifier cost, each
- * next to its baseline measured in the same run (bench_sign.c,
- * bench_handshake.c, bench_policy.c; output in bench_common.c). */
+ * next to its baseline measured in the same run (sign.c,
+ * handshake.c, policy.c; output in common.c). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>

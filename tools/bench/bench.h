@@ -137,7 +137,7 @@ void bench_link_close(bench_link *l);
 int bench_handshake(SSL_CTX *sctx, SSL_CTX *cctx, bench_link *l, const char *peer, SSL_SESSION **sess, char *err,
                     size_t len);
 
-/* ---- the three benchmarks (bench_sign.c, bench_handshake.c, bench_policy.c) ---- */
+/* ---- the three benchmarks (sign.c, handshake.c, policy.c) ---- */
 
 typedef struct bench_args {
     int threads;            /* N (the other column is 1 thread) */
