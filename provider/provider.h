@@ -154,7 +154,7 @@ M2P_HIDDEN CK_RV m2p_get_attr(m2p_token *tok, CK_SESSION_HANDLE s, CK_OBJECT_HAN
 M2P_HIDDEN long m2p_find(m2p_token *tok, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
                          CK_OBJECT_HANDLE *out, CK_ULONG max);
 
-/* ---- keys (keymgmt.c) ------------------------------------------------------ */
+/* ---- keys (key.c; their KEYMGMT in keymgmt.c) ------------------------------ */
 enum { M2P_KEY_EC = 1, M2P_KEY_RSA = 2 };
 
 struct m2p_key {
@@ -200,6 +200,10 @@ M2P_HIDDEN m2p_key *m2p_key_from_object(m2p_prov *prov, m2p_token *tok, CK_SESSI
 M2P_HIDDEN int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t inlen,
                             unsigned char *out, size_t *outlen);
 M2P_HIDDEN size_t m2p_ec_order_bytes(int nid);
+M2P_HIDDEN int m2p_ec_supported_curve(int nid);
+/* Normalises an encoded EC point to the uncompressed form (*out: OPENSSL_free). */
+M2P_HIDDEN int m2p_ec_point_uncompressed(m2p_prov *prov, int nid, const unsigned char *in,
+                                         size_t inlen, unsigned char **out, size_t *outlen);
 
 /* ---- algorithm tables ----------------------------------------------------- */
 extern const OSSL_DISPATCH m2p_ec_keymgmt_functions[] M2P_HIDDEN;
