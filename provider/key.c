@@ -21,6 +21,8 @@
 
 #include "provider.h"
 
+static void key_uncache(m2p_key *k);
+
 m2p_key *m2p_key_new(m2p_prov *prov, int type)
 {
     m2p_key *k = OPENSSL_zalloc(sizeof(*k));
@@ -45,6 +47,7 @@ void m2p_key_free(m2p_key *k)
 {
     if (k == NULL || __atomic_sub_fetch(&k->refcnt, 1, __ATOMIC_ACQ_REL) > 0)
         return;
+    key_uncache(k);
     OPENSSL_free(k->id);
     OPENSSL_free(k->label);
     OPENSSL_free(k->pub);
@@ -330,10 +333,11 @@ err:
     return NULL;
 }
 
-/* ---- signing with recovery ------------------------------------------------- */
+/* ---- the handle to sign with: token object or session copy ------------------ */
 
-/* The key's object handle valid for generation gen; CKR_OK or a CKR_. */
-static CK_RV key_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen, CK_OBJECT_HANDLE *h)
+/* The token object, valid for module generation gen (found again by CKA_ID /
+ * CKA_LABEL after every recovery); CKR_OK or a CKR_. */
+static CK_RV key_object(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen, CK_OBJECT_HANDLE *h)
 {
     CK_ATTRIBUTE tmpl[3];
     CK_ULONG n = 0;
@@ -375,11 +379,215 @@ static CK_RV key_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen, CK_O
     return CKR_OK;
 }
 
-static void key_forget_handle(m2p_key *k)
+/* Failures that say the session, the login or the device went away: the
+ * signing loop recovers from them. Any other answer to C_CopyObject is the
+ * token refusing to copy this key. */
+static int recoverable(CK_RV rv)
+{
+    switch (rv) {
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+    case CKR_USER_NOT_LOGGED_IN:
+    case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_DEVICE_ERROR:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* with k->lock held */
+static int copy_usable(const m2p_key *k)
+{
+    return k->copy != CK_INVALID_HANDLE && k->copy_epoch == m2p_token_keeper_epoch(k->tok);
+}
+
+/* with k->lock held: the token refused to copy the key in this generation */
+static int copy_refused(const m2p_key *k, unsigned long gen)
+{
+    return k->copy_refused != CKR_OK && k->refused_gen == gen;
+}
+
+/* Makes the session copy of token object obj, once: two threads signing for
+ * the first time wait for one copy. A refusal is remembered for the module
+ * generation (signatures then use the token object, without asking again). */
+static CK_RV key_copy(m2p_key *k, unsigned long gen, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    unsigned long epoch = 0;
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&k->lock);
+    if (copy_usable(k)) {
+        *h = k->copy;
+    } else if (copy_refused(k, gen)) {
+        *h = obj;
+    } else if ((rv = m2p_token_copy_key(k->tok, obj, &copy, &epoch)) == CKR_OK) {
+        k->copy = copy;
+        k->copy_epoch = epoch;
+        *h = copy;
+    } else if (!recoverable(rv)) {
+        k->copy = CK_INVALID_HANDLE;
+        k->copy_refused = rv;
+        k->refused_gen = gen;
+        *h = obj;
+        rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&k->lock);
+    return rv;
+}
+
+/* The handle to sign with for module generation gen: the key's session copy
+ * (pkcs11-module-cache-keys, the default), else the token object. *fn names
+ * the PKCS#11 function behind a failure. */
+static CK_RV key_sign_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen,
+                             CK_OBJECT_HANDLE *h, const char **fn)
+{
+    int cache = k->prov->cache_keys;
+    CK_OBJECT_HANDLE obj;
+    CK_RV rv;
+
+    pthread_mutex_lock(&k->lock);
+    if (k->gen == gen && k->handle != CK_INVALID_HANDLE) {
+        /* the common case: nothing to ask the token */
+        if (cache && copy_usable(k)) {
+            *h = k->copy;
+            pthread_mutex_unlock(&k->lock);
+            return CKR_OK;
+        }
+        if (!cache || copy_refused(k, gen)) {
+            *h = k->handle;
+            pthread_mutex_unlock(&k->lock);
+            return CKR_OK;
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    *fn = "C_FindObjects";
+    if ((rv = key_object(k, s, gen, &obj)) != CKR_OK)
+        return rv;
+    if (!cache) {
+        *h = obj;
+        return CKR_OK;
+    }
+    *fn = "C_CopyObject";
+    return key_copy(k, gen, obj, h);
+}
+
+/* After a failure: the token object is found again and the session copy
+ * made again. A copy the token still knows (DESTROY: the token said the
+ * handle was invalid, which a logout or a closed keeper explains, but not
+ * always) is destroyed rather than left in the keeper. */
+static void key_forget_handle(m2p_key *k, int destroy)
 {
     pthread_mutex_lock(&k->lock);
     k->handle = CK_INVALID_HANDLE;
+    if (destroy && k->copy != CK_INVALID_HANDLE)
+        m2p_token_drop_copy(k->tok, k->copy, k->copy_epoch);
+    k->copy = CK_INVALID_HANDLE;
     pthread_mutex_unlock(&k->lock);
+}
+
+/* The session copy goes with its key (copies of keys loaded again and again
+ * would otherwise pile up in the token until the keeper session closes). */
+static void key_uncache(m2p_key *k)
+{
+    if (k->tok != NULL && k->copy != CK_INVALID_HANDLE)
+        m2p_token_drop_copy(k->tok, k->copy, k->copy_epoch);
+    k->copy = CK_INVALID_HANDLE;
+}
+
+int m2p_key_cache_status(m2p_key *k, char *buf, size_t len)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE h;
+    const char *fn = "C_FindObjects";
+    unsigned long gen;
+    CK_RV rv, refused;
+    int yes;
+
+    if (k->soft || k->tok == NULL || k->cls != CKO_PRIVATE_KEY)
+        return snprintf(buf, len, "no (not a private key in a token)") > 0;
+    if (!k->prov->cache_keys)
+        return snprintf(buf, len, "no (pkcs11-module-cache-keys = false)") > 0;
+    /* a key that has not signed yet: make its copy now, as a signature would */
+    ERR_set_mark();
+    if (!m2p_session_get(k->tok, &s, NULL)) {
+        ERR_pop_to_mark();
+        return snprintf(buf, len, "no (no session with the token now)") > 0;
+    }
+    pthread_mutex_lock(&k->tok->lock);
+    gen = k->tok->gen;
+    pthread_mutex_unlock(&k->tok->lock);
+    rv = key_sign_handle(k, s, gen, &h, &fn);
+    m2p_session_put(k->tok, s);
+    ERR_pop_to_mark();
+    pthread_mutex_lock(&k->lock);
+    yes = copy_usable(k);
+    refused = copy_refused(k, gen) ? k->copy_refused : CKR_OK;
+    pthread_mutex_unlock(&k->lock);
+    if (yes)
+        return snprintf(buf, len, "yes") > 0;
+    if (refused != CKR_OK)
+        return snprintf(buf, len, "no (C_CopyObject: %s)", m2p_ckr_name(refused)) > 0;
+    return snprintf(buf, len, "no (%s: %s)", fn, m2p_ckr_name(rv)) > 0;
+}
+
+/* ---- signing with recovery ------------------------------------------------- */
+
+/* After a failed signature: recovers what rv says is lost and gives the
+ * session back (or drops it). 1: worth another attempt. */
+static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_RV rv)
+{
+    m2p_token *tok = k->tok;
+
+    switch (rv) {
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+        /* sessions closed under us: that may have ended the login too,
+         * and a logout invalidates private object handles (SoftHSM) and
+         * destroys private session objects: find the key and copy it again
+         * now rather than spend an attempt learning it (a dead keeper is
+         * noticed and replaced when the copy is made) */
+        m2p_session_drop(tok, s);
+        m2p_token_reset(tok, 1);
+        key_forget_handle(k, 0);
+        return 1;
+    case CKR_USER_NOT_LOGGED_IN:
+        key_forget_handle(k, 0);
+        m2p_token_reset(tok, 1);
+        m2p_session_put(tok, s);
+        return 1;
+    case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+        /* a private object (and its session copy) disappears when the
+         * token is logged out; other keys' copies learn it at their next
+         * signature */
+        key_forget_handle(k, 1);
+        m2p_token_reset(tok, 1);
+        m2p_session_put(tok, s);
+        return 1;
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_DEVICE_ERROR:
+    case CKR_OPERATION_ACTIVE:
+        m2p_session_drop(tok, s);
+        m2p_token_reset(tok, 0);
+        key_forget_handle(k, 0);
+        return 1;
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+        m2p_token_reset(tok, 0);
+        pthread_mutex_lock(&tok->mod->lock);
+        ATOMIC_SET(tok->mod->initialized, 0);
+        pthread_mutex_unlock(&tok->mod->lock);
+        return 1;
+    default:
+        m2p_session_put(tok, s);
+        return 0;
+    }
 }
 
 int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t inlen,
@@ -408,8 +616,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         pthread_mutex_lock(&tok->lock);
         gen = tok->gen;
         pthread_mutex_unlock(&tok->lock);
-        fn = "C_FindObjects";
-        rv = key_handle(k, s, gen, &h);
+        rv = key_sign_handle(k, s, gen, &h, &fn);
         if (rv == CKR_OK) {
             fn = "C_SignInit";
             rv = tok->mod->f->C_SignInit(s, mech, h);
@@ -418,49 +625,13 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
                 rv = tok->mod->f->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
             }
         }
-        switch (rv) {
-        case CKR_OK:
+        if (rv == CKR_OK) {
             m2p_session_put(tok, s);
             ERR_pop_to_mark();
             *outlen = len;
             return 1;
-        case CKR_SESSION_HANDLE_INVALID:
-        case CKR_SESSION_CLOSED:
-            /* sessions closed under us: that may have ended the login too,
-             * and a logout invalidates private object handles (SoftHSM): find
-             * the key again now rather than spend an attempt learning it */
-            m2p_session_drop(tok, s);
-            m2p_token_reset(tok, 1);
-            key_forget_handle(k);
-            continue;
-        case CKR_USER_NOT_LOGGED_IN:
-            m2p_token_reset(tok, 1);
-            key_forget_handle(k);
-            m2p_session_put(tok, s);
-            continue;
-        case CKR_OBJECT_HANDLE_INVALID:
-        case CKR_KEY_HANDLE_INVALID:
-            /* a private object disappears when the token is logged out */
-            key_forget_handle(k);
-            m2p_token_reset(tok, 1);
-            m2p_session_put(tok, s);
-            continue;
-        case CKR_DEVICE_REMOVED:
-        case CKR_TOKEN_NOT_PRESENT:
-        case CKR_DEVICE_ERROR:
-        case CKR_OPERATION_ACTIVE:
-            m2p_session_drop(tok, s);
-            m2p_token_reset(tok, 0);
-            key_forget_handle(k);
-            continue;
-        case CKR_CRYPTOKI_NOT_INITIALIZED:
-            m2p_token_reset(tok, 0);
-            pthread_mutex_lock(&tok->mod->lock);
-            ATOMIC_SET(tok->mod->initialized, 0);
-            pthread_mutex_unlock(&tok->mod->lock);
-            continue;
-        default:
-            m2p_session_put(tok, s);
+        }
+        if (!recover(k, s, rv)) {
             ERR_pop_to_mark();
             M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2p_ckr_name(rv));
             return 0;

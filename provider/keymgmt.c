@@ -328,6 +328,12 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
 
     if (k == NULL || k->pubkey == NULL)
         return 0;
+    if ((p = OSSL_PARAM_locate(params, M2P_PARAM_SESSION_CACHE)) != NULL) {
+        char status[160];
+
+        if (!m2p_key_cache_status(k, status, sizeof(status)) || !OSSL_PARAM_set_utf8_string(p, status))
+            return 0;
+    }
     if (k->soft)
         return EVP_PKEY_get_params(k->pubkey, params);
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL
@@ -379,6 +385,7 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
 }
 
 static const OSSL_PARAM ec_gettable[] = {
+    OSSL_PARAM_utf8_string(M2P_PARAM_SESSION_CACHE, NULL, 0),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
@@ -392,6 +399,7 @@ static const OSSL_PARAM ec_gettable[] = {
 };
 
 static const OSSL_PARAM rsa_gettable[] = {
+    OSSL_PARAM_utf8_string(M2P_PARAM_SESSION_CACHE, NULL, 0),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),

@@ -114,6 +114,10 @@ int m2p_module_ready(m2p_module *mod, unsigned long *gen)
 {
     int ok = 1;
 
+    if (mod->prov->config_error != NULL) {
+        M2P_ERR(M2P_R_CONFIG, "%s", mod->prov->config_error);
+        return 0;
+    }
     /* the common case without a lock: initialised, by this process */
     if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->pid) == getpid()) {
         if (gen != NULL)
@@ -415,10 +419,13 @@ retry:
         ss = CK_INVALID_HANDLE;
         pthread_mutex_lock(&tok->lock);
         if (tok->gen != gen) {
-            /* module re-initialised (fork): the pooled handles mean nothing now */
+            /* module re-initialised (fork): the pooled handles, the keeper
+             * and its copies mean nothing now */
             tok->npool = 0;
             tok->logged_in = 0;
             tok->gen = gen;
+            tok->keeper = CK_INVALID_HANDLE;
+            __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
         }
         if (tok->login_failed) {
             CK_RV lf = tok->login_failed;
@@ -509,7 +516,7 @@ void m2p_session_drop(m2p_token *tok, CK_SESSION_HANDLE s)
 
 void m2p_token_reset(m2p_token *tok, int logged_out_only)
 {
-    CK_SESSION_HANDLE *old = NULL;
+    CK_SESSION_HANDLE *old = NULL, keeper;
     size_t n = 0, i;
 
     pthread_mutex_lock(&tok->lock);
@@ -520,10 +527,75 @@ void m2p_token_reset(m2p_token *tok, int logged_out_only)
         tok->pool = NULL;
         tok->npool = tok->cappool = 0;
     }
+    /* The device went away: closing the keeper destroys whatever is left
+     * of the copies, and the next signatures make new ones. A logout alone
+     * leaves the keeper open: each key learns that its copy is gone. */
+    keeper = logged_out_only ? CK_INVALID_HANDLE : tok->keeper;
+    if (!logged_out_only) {
+        tok->keeper = CK_INVALID_HANDLE;
+        __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
+    }
     pthread_mutex_unlock(&tok->lock);
     for (i = 0; i < n; i++)
         tok->mod->f->C_CloseSession(old[i]);
     OPENSSL_free(old);
+    if (keeper != CK_INVALID_HANDLE)
+        tok->mod->f->C_CloseSession(keeper);
+}
+
+unsigned long m2p_token_keeper_epoch(m2p_token *tok)
+{
+    return __atomic_load_n(&tok->keeper_epoch, __ATOMIC_ACQUIRE);
+}
+
+/* with tok->lock held */
+static CK_RV copy_locked(m2p_token *tok, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *copy)
+{
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl = { CKA_TOKEN, &no, sizeof(no) };
+    CK_RV rv;
+
+    if (tok->keeper == CK_INVALID_HANDLE) {
+        /* read-only: session objects may be made in any session */
+        rv = tok->mod->f->C_OpenSession(tok->slot, CKF_SERIAL_SESSION, NULL, NULL, &tok->keeper);
+        if (rv != CKR_OK) {
+            tok->keeper = CK_INVALID_HANDLE;
+            return rv;
+        }
+    }
+    return tok->mod->f->C_CopyObject(tok->keeper, obj, &tmpl, 1, copy);
+}
+
+CK_RV m2p_token_copy_key(m2p_token *tok, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *copy,
+                         unsigned long *epoch)
+{
+    CK_RV rv;
+
+    /* under the lock: a reset cannot close the keeper between its opening
+     * and the copy, and the epoch returned is the copy's */
+    pthread_mutex_lock(&tok->lock);
+    rv = copy_locked(tok, obj, copy);
+    if (rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED) {
+        /* the keeper was closed behind our back: a new one, once */
+        tok->keeper = CK_INVALID_HANDLE;
+        __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
+        rv = copy_locked(tok, obj, copy);
+    }
+    *epoch = tok->keeper_epoch;
+    pthread_mutex_unlock(&tok->lock);
+    return rv;
+}
+
+void m2p_token_drop_copy(m2p_token *tok, CK_OBJECT_HANDLE copy, unsigned long epoch)
+{
+    pthread_mutex_lock(&tok->lock);
+    /* not after a module restart the keeper has not seen yet, nor in a
+     * forked child that has not re-initialised the module (the handles
+     * there are its parent's) */
+    if (tok->keeper != CK_INVALID_HANDLE && tok->keeper_epoch == epoch
+        && tok->gen == ATOMIC_GET(tok->mod->gen) && ATOMIC_GET(tok->mod->pid) == getpid())
+        tok->mod->f->C_DestroyObject(tok->keeper, copy);
+    pthread_mutex_unlock(&tok->lock);
 }
 
 CK_RV m2p_get_attr(m2p_token *tok, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
