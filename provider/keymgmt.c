@@ -423,7 +423,7 @@ static const char *km_ec_opname(int operation_id)
 {
     switch (operation_id) {
     case OSSL_OP_SIGNATURE:
-        return "ECDSA";
+        return M2P_SIG_ECDSA;   /* not "ECDSA": see signature_algs in provider.c */
     case OSSL_OP_KEYEXCH:
         return "ECDH";
     default:
@@ -433,7 +433,7 @@ static const char *km_ec_opname(int operation_id)
 
 static const char *km_rsa_opname(int operation_id)
 {
-    return operation_id == OSSL_OP_SIGNATURE ? "RSA" : NULL;
+    return operation_id == OSSL_OP_SIGNATURE ? M2P_SIG_RSA : NULL;
 }
 
 static int km_set_params(void *kd, const OSSL_PARAM params[])

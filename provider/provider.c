@@ -118,8 +118,16 @@ static const OSSL_ALGORITHM keymgmt_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
+/* The signatures under names of this provider's own too: the key managers
+ * name those for the signature operation (query_operation_name), so that
+ * libcrypto's EVP_DigestSignInit / EVP_PKEY_sign_init find this provider's
+ * implementation at their first fetch. Under "ECDSA" they would first take
+ * the default provider's and try (and fail) to export the private key to it,
+ * on every signature. */
 static const OSSL_ALGORITHM signature_algs[] = {
+    ALG(M2P_SIG_ECDSA, m2p_ecdsa_signature_functions),
     ALG("ECDSA", m2p_ecdsa_signature_functions),
+    ALG(M2P_SIG_RSA, m2p_rsa_signature_functions),
     ALG("RSA:rsaEncryption:1.2.840.113549.1.1.1", m2p_rsa_signature_functions),
     { NULL, NULL, NULL, NULL }
 };
@@ -348,6 +356,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             goto err;
     }
     /* the PKCS#11 module itself is loaded on first use, never here */
+    m2p_forks_init();
     if ((prov->mod = m2p_module_new(prov)) == NULL)
         goto err;
     *out = prov_functions;

@@ -125,13 +125,17 @@ struct m2p_module {
     pthread_mutex_t lock;           /* guards init, generation and the token list */
     void *dl;
     CK_FUNCTION_LIST *f;
-    pid_t pid;                      /* process that initialised the module (atomic) */
+    unsigned long forks;            /* m2p_forks() when it was initialised (atomic) */
     unsigned long gen;              /* bumped at every (re)initialisation (atomic) */
     int initialized;                /* (atomic) */
     CK_RV init_failed;              /* module could not be loaded/initialised */
     m2p_token *tokens;
 };
 
+/* fork() counting (a pthread_atfork child handler, registered once): a
+ * module initialised before the last fork() is its parent's. */
+M2P_HIDDEN void m2p_forks_init(void);
+M2P_HIDDEN unsigned long m2p_forks(void);
 M2P_HIDDEN m2p_module *m2p_module_new(m2p_prov *prov);
 M2P_HIDDEN void m2p_module_free(m2p_module *mod);
 /* Loads / initialises on first use and again after fork(). Returns the current
@@ -239,6 +243,9 @@ M2P_HIDDEN int m2p_ec_point_uncompressed(m2p_prov *prov, int nid, const unsigned
                                          size_t inlen, unsigned char **out, size_t *outlen);
 
 /* ---- algorithm tables ----------------------------------------------------- */
+/* signature algorithm names of this provider alone (see provider.c) */
+#define M2P_SIG_ECDSA "M2MTLS-ECDSA"
+#define M2P_SIG_RSA "M2MTLS-RSA"
 extern const OSSL_DISPATCH m2p_ec_keymgmt_functions[] M2P_HIDDEN;
 extern const OSSL_DISPATCH m2p_rsa_keymgmt_functions[] M2P_HIDDEN;
 extern const OSSL_DISPATCH m2p_ecdsa_signature_functions[] M2P_HIDDEN;

@@ -16,6 +16,33 @@
 
 #include "provider.h"
 
+/* ---- fork detection --------------------------------------------------------- */
+
+static unsigned long forks;     /* fork()s this process went through (atomic) */
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    __atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+}
+
+/* glibc removes a module's fork handlers when it is unloaded (dlclose runs
+ * __cxa_finalize, which unregisters them); this one touches nothing else. */
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, count_fork);
+}
+
+void m2p_forks_init(void)
+{
+    pthread_once(&forks_once, register_fork_handler);
+}
+
+unsigned long m2p_forks(void)
+{
+    return __atomic_load_n(&forks, __ATOMIC_ACQUIRE);
+}
+
 m2p_module *m2p_module_new(m2p_prov *prov)
 {
     m2p_module *mod = OPENSSL_zalloc(sizeof(*mod));
@@ -104,7 +131,7 @@ static int module_init_locked(m2p_module *mod)
         M2P_ERR_CK("C_Initialize", rv);
         return 0;
     }
-    ATOMIC_SET(mod->pid, getpid());
+    ATOMIC_SET(mod->forks, m2p_forks());
     __atomic_add_fetch(&mod->gen, 1, __ATOMIC_ACQ_REL);
     ATOMIC_SET(mod->initialized, 1);
     return 1;
@@ -118,14 +145,16 @@ int m2p_module_ready(m2p_module *mod, unsigned long *gen)
         M2P_ERR(M2P_R_CONFIG, "%s", mod->prov->config_error);
         return 0;
     }
-    /* the common case without a lock: initialised, by this process */
-    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->pid) == getpid()) {
+    /* the common case without a lock (nor a system call: getpid() costs
+     * more than the rest of this provider's work per signature in some
+     * virtual machines): initialised, by this process */
+    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->forks) == m2p_forks()) {
         if (gen != NULL)
             *gen = ATOMIC_GET(mod->gen);
         return 1;
     }
     pthread_mutex_lock(&mod->lock);
-    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->pid) != getpid()) {
+    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->forks) != m2p_forks()) {
         /* forked child: every session and login of the parent is gone */
         ok = module_init_locked(mod);
     } else if (!ATOMIC_GET(mod->initialized)) {
@@ -376,7 +405,7 @@ static void module_restart(m2p_module *mod)
     ERR_set_mark();
     mod->f->C_Finalize(NULL);
     if (mod->f->C_Initialize(&args) == CKR_OK) {
-        ATOMIC_SET(mod->pid, getpid());
+        ATOMIC_SET(mod->forks, m2p_forks());
         __atomic_add_fetch(&mod->gen, 1, __ATOMIC_ACQ_REL);
     } else {
         ATOMIC_SET(mod->initialized, 0);   /* m2p_module_ready() tries again, and reports */
@@ -593,7 +622,7 @@ void m2p_token_drop_copy(m2p_token *tok, CK_OBJECT_HANDLE copy, unsigned long ep
      * forked child that has not re-initialised the module (the handles
      * there are its parent's) */
     if (tok->keeper != CK_INVALID_HANDLE && tok->keeper_epoch == epoch
-        && tok->gen == ATOMIC_GET(tok->mod->gen) && ATOMIC_GET(tok->mod->pid) == getpid())
+        && tok->gen == ATOMIC_GET(tok->mod->gen) && ATOMIC_GET(tok->mod->forks) == m2p_forks())
         tok->mod->f->C_DestroyObject(tok->keeper, copy);
     pthread_mutex_unlock(&tok->lock);
 }
