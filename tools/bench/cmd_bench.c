@@ -102,6 +102,7 @@ int cmd_bench(int argc, char **argv)
         { "threads", required_argument, NULL, 't' }, { "seconds", required_argument, NULL, 's' },
         { "key", required_argument, NULL, 'k' },     { "module", required_argument, NULL, 'm' },
         { "provider", required_argument, NULL, 'p' }, { "peers", required_argument, NULL, 'n' },
+        { "pkcs11-provider", required_argument, NULL, 'P' },
         { "count", required_argument, NULL, 'c' },   { "no-callgrind", no_argument, NULL, 'G' },
         { "json", no_argument, NULL, 'j' },          { "csv", no_argument, NULL, 'v' },
         { "callgrind-child", required_argument, NULL, 'C' },
@@ -120,7 +121,7 @@ int cmd_bench(int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(ac, av, "h", opts, NULL)) != -1) {
         /* options of another benchmark are usage errors */
-        int bad = ((ch == 't' || ch == 'm' || ch == 'p') && pol) || (ch == 'k' && !sign)
+        int bad = ((ch == 't' || ch == 'm' || ch == 'p' || ch == 'P') && pol) || (ch == 'k' && !sign)
                   || ((ch == 'n' || ch == 'G' || ch == 'C') && !pol) || (ch == 'c' && hs);
         if (bad) {
             const char *name = "?";
@@ -164,6 +165,7 @@ int cmd_bench(int argc, char **argv)
         case 'k': a.key = optarg; break;
         case 'm': a.module = optarg; break;
         case 'p': a.provider = optarg; break;
+        case 'P': a.pkcs11_provider = optarg; break;
         case 'G': a.callgrind = 0; break;
         case 'C': child_dir = optarg; break;
         case 'j': format = BENCH_JSON; break;

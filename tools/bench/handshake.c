@@ -2,12 +2,16 @@
  * sides in this process (TLS over BIO pairs, DTLS over UDP on 127.0.0.1), at
  * 1 and N threads (each thread its own client/server pair):
  *   TLS 1.2 ECDHE-ECDSA-AES128-SHA256, TLS 1.3, DTLS 1.2 ECDHE-ECDSA-AES128-CCM8
- *   x server key in the token (m2mtls provider) / in a PEM file
+ *   x server key: in the token through the m2mtls provider (session key
+ *     cache on, the default), the same with the cache off, through
+ *     pkcs11-provider (when its module is there), or in a PEM file
  *   x the m2mtls verifier (m2mtls_ctx_install, both sides) / plain SSL_VERIFY_PEER;
  * then resumed handshakes (session tickets) with the identity label asserted
  * on both sides of every resumed connection. The client key is a file. Both
  * variants set SSL_MODE_NO_AUTO_CHAIN (else libssl rebuilds the chain from
- * the verify store on every plain handshake: work that is not verification). */
+ * the verify store on every plain handshake: work that is not verification).
+ * A server key of another library context (cache off, pkcs11-provider) gets
+ * a server SSL_CTX of that context, as a server configured that way would. */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
@@ -21,11 +25,15 @@
 #define SERVER_FQDN "in-cse.bench.example"
 #define CLIENT_ID   "//sp.example.com/in-cse/Cbench"
 
-#define PROTOS BENCH_PROTOS
+/* where the server key is */
+enum { K_TOKEN = 0, K_FILE, K_NOCACHE, K_P11PROV, KEYS };
+static const char *const key_name[KEYS] = { "token", "file", "token, cache off", "pkcs11-provider" };
 
 typedef struct hs_files {
     X509 *root, *server_tok, *server_file, *client;
-    EVP_PKEY *key_tok, *key_file, *key_client;
+    EVP_PKEY *key[KEYS], *key_client;
+    OSSL_LIB_CTX *libctx[KEYS];     /* the server key's (NULL: default) */
+    char why[KEYS][600];            /* a key that is not there: why */
     m2mtls_policy *server_policy, *client_policy;
 } hs_files;
 
@@ -78,23 +86,32 @@ static void hs_stop(void *state)
 static int make_files(const bench_env *e, hs_files *f)
 {
     char p[4200], why[256];
+    char lwhy[600];
     EVP_PKEY *root_key = EVP_EC_gen("P-256");
-    f->key_file = EVP_EC_gen("P-256");
+    f->key[K_FILE] = EVP_EC_gen("P-256");
     f->key_client = EVP_EC_gen("P-256");
-    f->key_tok = m2_load_private_key(BENCH_EC_URI, NULL, NULL, why, sizeof why);
-    if (f->key_tok == NULL) {
-        fprintf(stderr, "m2mtls bench: %s: %s\n", BENCH_EC_URI, why);
+    f->key[K_TOKEN] = m2_load_private_key(BENCH_EC_URI, NULL, NULL, why, sizeof why);
+    f->libctx[K_NOCACHE] = e->nocache;
+    f->key[K_NOCACHE] = bench_load_key(e->nocache, BENCH_EC_URI, lwhy, sizeof lwhy);
+    if (f->key[K_TOKEN] == NULL || f->key[K_NOCACHE] == NULL) {
+        fprintf(stderr, "m2mtls bench: %s: %s\n", BENCH_EC_URI, f->key[K_TOKEN] == NULL ? why : lwhy);
         EVP_PKEY_free(root_key);
         return 0;
     }
-    int ok = root_key && f->key_file && f->key_client
+    /* the same token key through pkcs11-provider: the same certificate */
+    f->libctx[K_P11PROV] = e->p11prov;
+    snprintf(f->why[K_P11PROV], sizeof f->why[K_P11PROV], "%s", e->p11prov_why);
+    if (e->p11prov != NULL
+        && (f->key[K_P11PROV] = bench_load_key(e->p11prov, BENCH_EC_URI, lwhy, sizeof lwhy)) == NULL)
+        snprintf(f->why[K_P11PROV], sizeof f->why[K_P11PROV], "pkcs11-provider: %.500s", lwhy);
+    int ok = root_key && f->key[K_FILE] && f->key_client
              && (f->root = tool_issue("bench root", root_key, NULL, NULL, NULL)) != NULL
-             && (f->server_tok = tool_issue("in-cse", f->key_tok, f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
-             && (f->server_file = tool_issue("in-cse", f->key_file, f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
+             && (f->server_tok = tool_issue("in-cse", f->key[K_TOKEN], f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
+             && (f->server_file = tool_issue("in-cse", f->key[K_FILE], f->root, root_key, "DNS:" SERVER_FQDN)) != NULL
              && (f->client = tool_issue("Cbench", f->key_client, f->root, root_key, "URI:" CLIENT_ID)) != NULL
              && tool_write_pem(bench_path(e->dir, "root.pem", p, sizeof p), f->root, NULL)
              && tool_write_pem(bench_path(e->dir, "server.pem", p, sizeof p), f->server_file, NULL)
-             && tool_write_pem(bench_path(e->dir, "server.key", p, sizeof p), NULL, f->key_file)
+             && tool_write_pem(bench_path(e->dir, "server.key", p, sizeof p), NULL, f->key[K_FILE])
              && tool_write_pem(bench_path(e->dir, "client.pem", p, sizeof p), f->client, NULL)
              && tool_write_pem(bench_path(e->dir, "client.key", p, sizeof p), NULL, f->key_client);
     EVP_PKEY_free(root_key);
@@ -129,41 +146,94 @@ static void free_files(hs_files *f)
     X509_free(f->server_tok);
     X509_free(f->server_file);
     X509_free(f->client);
-    EVP_PKEY_free(f->key_tok);
-    EVP_PKEY_free(f->key_file);
+    for (int k = 0; k < KEYS; k++)
+        EVP_PKEY_free(f->key[k]);
     EVP_PKEY_free(f->key_client);
     m2mtls_policy_free(f->server_policy);
     m2mtls_policy_free(f->client_policy);
 }
 
-/* Variants of one protocol: 0 token+m2mtls, 1 file+m2mtls, 2 token+plain,
- * 3 file+plain (full); 4 m2mtls, 5 plain (resumed, token key). */
-#define VARIANTS 6
-static const struct { int token, m2, resume; } variant_def[VARIANTS] = {
-    { 1, 1, 0 }, { 0, 1, 0 }, { 1, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, { 1, 0, 1 },
+/* Variants of one protocol: the full handshakes first (they alternate in one
+ * comparison), then the resumed ones (another). FILE_OF: the variant with the
+ * key file and the same verifier; PLAIN_OF: the same with plain verification. */
+#define VARIANTS 8
+#define FULL 6
+static const struct {
+    int key, m2, resume, file_of, plain_of;
+} variant_def[VARIANTS] = {
+    { K_TOKEN, 1, 0, 1, 2 },   { K_FILE, 1, 0, -1, 3 }, { K_TOKEN, 0, 0, 3, -1 }, { K_FILE, 0, 0, -1, -1 },
+    { K_NOCACHE, 0, 0, 3, -1 }, { K_P11PROV, 0, 0, 3, -1 }, { K_TOKEN, 1, 1, -1, 7 }, { K_TOKEN, 0, 1, -1, -1 },
 };
+
+/* The variants of a comparison that can run (pkcs11-provider may be absent);
+ * ops[] and idx[] filled, their number returned. */
+static int ops_of(hs_variant *v, const hs_files *f, int from, int to, bench_op *ops, int *idx)
+{
+    int n = 0;
+    for (int i = from; i < to; i++) {
+        if (f->key[variant_def[i].key] == NULL)
+            continue;
+        ops[n] = (bench_op){ hs_start, hs_step, hs_stop, &v[i] };
+        idx[n++] = i;
+    }
+    return n;
+}
+
+static void add_row(bench_table *t, const hs_files *f, int proto, int i, double r[2][VARIANTS], int ncol)
+{
+    int row = bench_row(t), key = variant_def[i].key, have = f->key[key] != NULL;
+    bench_str(t, row, 0, bench_proto_name[proto]);
+    bench_str(t, row, 1, variant_def[i].resume ? "resumed" : "full");
+    bench_str(t, row, 2, key_name[key]);
+    bench_str(t, row, 3, variant_def[i].m2 ? "m2mtls" : "plain");
+    int col = 4;
+    for (int th = 0; th < ncol; th++, col++) {
+        if (have)
+            bench_num(t, row, col, r[th][i], "%.0f");
+        else
+            bench_str(t, row, col, f->why[key]);
+    }
+    /* full handshakes with the key elsewhere: share of the same with the key file */
+    for (int th = 0; th < ncol; th++, col++) {
+        if (have && variant_def[i].file_of >= 0)
+            bench_num(t, row, col, 100.0 * r[th][i] / r[th][variant_def[i].file_of], "%.1f");
+        else
+            bench_str(t, row, col, "");
+    }
+    /* m2mtls rows: share of the same with plain SSL_VERIFY_PEER */
+    for (int th = 0; th < ncol; th++, col++) {
+        if (have && variant_def[i].plain_of >= 0)
+            bench_num(t, row, col, 100.0 * r[th][i] / r[th][variant_def[i].plain_of], "%.1f");
+        else
+            bench_str(t, row, col, "");
+    }
+}
 
 int bench_handshakes(const bench_args *a, bench_machine *mach, bench_table **tables, int *ntables)
 {
     bench_env env;
     hs_files f = { 0 };
-    hs_variant v[PROTOS][VARIANTS] = { { { 0 } } };
+    hs_variant v[BENCH_PROTOS][VARIANTS] = { { { 0 } } };
     int rc = 1, ncol = a->threads != 1 ? 2 : 1;
     char why[512];
-    if (!bench_env_setup(&env, a->module, a->provider))
+    if (!bench_env_setup(&env, a->module, a->provider, a->pkcs11_provider))
         goto out;
     bench_machine_init(mach, env.token_desc);
+    if (env.p11prov == NULL)
+        fprintf(stderr, "m2mtls bench handshake: pkcs11-provider: %s\n", env.p11prov_why);
     if (!make_files(&env, &f))
         goto out;
-    for (int p = 0; p < PROTOS; p++)
+    for (int p = 0; p < BENCH_PROTOS; p++)
         for (int i = 0; i < VARIANTS; i++) {
+            int key = variant_def[i].key, m2 = variant_def[i].m2, res = variant_def[i].resume;
+            if (f.key[key] == NULL)
+                continue;
             v[p][i].dtls = p == BENCH_DTLS12;
-            v[p][i].resume = variant_def[i].resume;
-            v[p][i].peer = variant_def[i].m2 ? SERVER_ID : NULL;
-            int m2 = variant_def[i].m2, tok = variant_def[i].token, res = variant_def[i].resume;
-            v[p][i].s = bench_ssl_ctx(p, 1, tok ? f.server_tok : f.server_file, tok ? f.key_tok : f.key_file, f.root,
-                                      m2 ? f.server_policy : NULL, res);
-            v[p][i].c = bench_ssl_ctx(p, 0, f.client, f.key_client, f.root, m2 ? f.client_policy : NULL, res);
+            v[p][i].resume = res;
+            v[p][i].peer = m2 ? SERVER_ID : NULL;
+            v[p][i].s = bench_ssl_ctx(f.libctx[key], p, 1, key == K_FILE ? f.server_file : f.server_tok, f.key[key],
+                                      f.root, m2 ? f.server_policy : NULL, res);
+            v[p][i].c = bench_ssl_ctx(NULL, p, 0, f.client, f.key_client, f.root, m2 ? f.client_policy : NULL, res);
             if (v[p][i].s == NULL || v[p][i].c == NULL)
                 goto out;
         }
@@ -188,55 +258,36 @@ int bench_handshakes(const bench_args *a, bench_machine *mach, bench_table **tab
         bench_col(t, "pct_of_plain_n_threads", "%% of plain (%d)", a->threads);
     tables[(*ntables)++] = t;
 
-    for (int p = 0; p < PROTOS; p++) {
-        double r[2][VARIANTS];
+    for (int p = 0; p < BENCH_PROTOS; p++) {
+        double r[2][VARIANTS] = { { 0 } };
         for (int th = 0; th < ncol; th++) {
-            bench_op full[4], res[2];
-            for (int i = 0; i < 4; i++)
-                full[i] = (bench_op){ hs_start, hs_step, hs_stop, &v[p][i] };
-            for (int i = 0; i < 2; i++)
-                res[i] = (bench_op){ hs_start, hs_step, hs_stop, &v[p][4 + i] };
-            int threads = th ? a->threads : 1;
-            if (!bench_compare(full, 4, threads, a->seconds, r[th], why, sizeof why)
-                || !bench_compare(res, 2, threads, a->seconds, r[th] + 4, why, sizeof why)) {
-                fprintf(stderr, "m2mtls bench handshake: %s, %s: %s\n", bench_proto_name[p], threads == 1 ? "1 thread" : "threads",
-                        why);
-                goto out;
+            bench_op ops[VARIANTS];
+            int idx[VARIANTS], threads = th ? a->threads : 1;
+            for (int part = 0; part < 2; part++) {
+                int n = part == 0 ? ops_of(v[p], &f, 0, FULL, ops, idx) : ops_of(v[p], &f, FULL, VARIANTS, ops, idx);
+                double out[VARIANTS];
+                if (!bench_compare(ops, n, threads, a->seconds, out, why, sizeof why)) {
+                    fprintf(stderr, "m2mtls bench handshake: %s, %s: %s\n", bench_proto_name[p],
+                            threads == 1 ? "1 thread" : "threads", why);
+                    goto out;
+                }
+                for (int k = 0; k < n; k++)
+                    r[th][idx[k]] = out[k];
             }
         }
-        for (int i = 0; i < VARIANTS; i++) {
-            int row = bench_row(t);
-            bench_str(t, row, 0, bench_proto_name[p]);
-            bench_str(t, row, 1, variant_def[i].resume ? "resumed" : "full");
-            bench_str(t, row, 2, variant_def[i].token ? "token" : "file");
-            bench_str(t, row, 3, variant_def[i].m2 ? "m2mtls" : "plain");
-            int col = 4;
-            for (int th = 0; th < ncol; th++)
-                bench_num(t, row, col++, r[th][i], "%.0f");
-            /* token rows of full handshakes: share of the same with the key file */
-            for (int th = 0; th < ncol; th++, col++) {
-                if (!variant_def[i].resume && variant_def[i].token)
-                    bench_num(t, row, col, 100.0 * r[th][i] / r[th][i + 1], "%.1f");
-                else
-                    bench_str(t, row, col, "");
-            }
-            /* m2mtls rows: share of the same with plain SSL_VERIFY_PEER */
-            for (int th = 0; th < ncol; th++, col++) {
-                if (variant_def[i].m2)
-                    bench_num(t, row, col, 100.0 * r[th][i] / r[th][variant_def[i].resume ? i + 1 : i + 2], "%.1f");
-                else
-                    bench_str(t, row, col, "");
-            }
-        }
+        for (int i = 0; i < VARIANTS; i++)
+            add_row(t, &f, p, i, r, ncol);
     }
     snprintf(t->note, sizeof t->note,
              "Each thread runs both ends of its handshakes: the figures are whole handshakes (client + server "
-             "CPU). Resumed: session tickets (TLS 1.3: the newest ticket each time, with its post-handshake "
-             "ticket counted); every resumed connection is checked to carry the peer identity on both sides, "
-             "else the bench aborts. TLS over BIO pairs, DTLS over UDP sockets on 127.0.0.1.");
+             "CPU). Server key: token = the m2mtls provider with its session key cache (the default); cache off = "
+             "pkcs11-module-cache-keys = false; pkcs11-provider with its defaults; %% of file: the same verifier "
+             "with the key in a PEM file. Resumed: session tickets (TLS 1.3: the newest ticket each time, with its "
+             "post-handshake ticket counted); every resumed connection is checked to carry the peer identity on both "
+             "sides, else the bench aborts. TLS over BIO pairs, DTLS over UDP sockets on 127.0.0.1.");
     rc = 0;
 out:
-    for (int p = 0; p < PROTOS; p++)
+    for (int p = 0; p < BENCH_PROTOS; p++)
         for (int i = 0; i < VARIANTS; i++) {
             SSL_CTX_free(v[p][i].s);
             SSL_CTX_free(v[p][i].c);
