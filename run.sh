@@ -17,6 +17,9 @@ PACKAGES=(build-essential cmake pkg-config openssl libssl-dev libcmocka-dev
           libtpm2-pkcs11-1 libtpm2-pkcs11-tools libengine-pkcs11-openssl)
 
 install_missing() {
+  # pkcs11-provider, a baseline of `m2mtls bench`: Debian 13's binary package
+  # unpacked into /var/cache/m2mtls (nothing installed; see the script)
+  tools/bench/get-pkcs11-provider.sh >/dev/null
   local missing=()
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
