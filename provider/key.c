@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -104,32 +105,45 @@ done:
     return ok;
 }
 
-int m2p_key_finish_public(m2p_key *k)
+OSSL_PARAM *m2p_key_public_params(const m2p_key *k, int selection)
 {
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    EVP_PKEY *pk = NULL;
-    BIGNUM *n = NULL, *e = NULL;
-    int ok = 0;
+    BIGNUM *n = NULL, *e = NULL;    /* the builder keeps pointers to them until to_param */
+    int pub = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0;
 
     if (bld == NULL)
-        return 0;
+        return NULL;
     if (k->type == M2P_KEY_EC) {
-        if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                             OBJ_nid2sn(k->nid), 0)
-            || !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub,
-                                                 k->pub_len))
+        if ((pub || (selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))
+            && !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(k->nid), 0))
             goto done;
-    } else {
+        if (pub && !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub, k->pub_len))
+            goto done;
+    } else if (pub) {
         n = BN_bin2bn(k->n, (int)k->n_len, NULL);
         e = BN_bin2bn(k->e, (int)k->e_len, NULL);
         if (n == NULL || e == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
             || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
             goto done;
     }
-    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-        goto done;
+    params = OSSL_PARAM_BLD_to_param(bld);
+done:
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(n);
+    BN_free(e);
+    return params;
+}
+
+int m2p_key_finish_public(m2p_key *k)
+{
+    OSSL_PARAM *params = m2p_key_public_params(k, OSSL_KEYMGMT_SELECT_PUBLIC_KEY);
+    EVP_PKEY_CTX *pctx = NULL;
+    EVP_PKEY *pk = NULL;
+    int ok = 0;
+
+    if (params == NULL)
+        return 0;
     pctx = EVP_PKEY_CTX_new_from_name(m2p_fallback_ctx(k->prov),
                                       k->type == M2P_KEY_EC ? "EC" : "RSA", NULL);
     if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0
@@ -143,9 +157,6 @@ int m2p_key_finish_public(m2p_key *k)
 done:
     EVP_PKEY_CTX_free(pctx);
     OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
     return ok;
 }
 

@@ -276,10 +276,8 @@ static const OSSL_PARAM *km_rsa_types(int selection)
 static int km_export(void *kd, int selection, OSSL_CALLBACK *cb, void *cbarg)
 {
     m2p_key *k = kd;
-    OSSL_PARAM_BLD *bld;
-    OSSL_PARAM *params = NULL;
-    BIGNUM *n = NULL, *e = NULL;
-    int ok = 0;
+    OSSL_PARAM *params;
+    int ok;
 
     if (k == NULL)
         return 0;
@@ -288,36 +286,10 @@ static int km_export(void *kd, int selection, OSSL_CALLBACK *cb, void *cbarg)
     /* the private key never leaves the token */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && m2p_key_is_private(k))
         return 0;
-    if (!has_public(k))
+    if (!has_public(k) || (params = m2p_key_public_params(k, selection)) == NULL)
         return 0;
-    if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-        return 0;
-    if (k->type == M2P_KEY_EC) {
-        if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS)
-            || (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) {
-            if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                                 OBJ_nid2sn(k->nid), 0))
-                goto done;
-        }
-        if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)
-            && !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub,
-                                                 k->pub_len))
-            goto done;
-    } else if (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) {
-        n = BN_bin2bn(k->n, (int)k->n_len, NULL);
-        e = BN_bin2bn(k->e, (int)k->e_len, NULL);
-        if (n == NULL || e == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
-            || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-            goto done;
-    }
-    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-        goto done;
     ok = cb(params, cbarg);
-done:
     OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
     return ok;
 }
 

@@ -220,6 +220,9 @@ struct m2p_key {
 M2P_HIDDEN m2p_key *m2p_key_new(m2p_prov *prov, int type);
 M2P_HIDDEN void m2p_key_free(m2p_key *k);
 M2P_HIDDEN int m2p_key_up_ref(m2p_key *k);
+/* The public parts SELECTION asks for (EC: group and point, RSA: n and e),
+ * as parameters (OSSL_PARAM_free); NULL on error. */
+M2P_HIDDEN OSSL_PARAM *m2p_key_public_params(const m2p_key *k, int selection);
 /* Builds key->pubkey from the public fields. 1 ok. */
 M2P_HIDDEN int m2p_key_finish_public(m2p_key *k);
 M2P_HIDDEN int m2p_key_is_private(const m2p_key *k);

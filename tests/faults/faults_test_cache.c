@@ -8,7 +8,6 @@
  *    are recovered and the copy is made;
  *  - a copy the token calls invalid is made again and the old one destroyed:
  *    one copy per key in the token afterwards. */
-#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,11 +19,8 @@
 
 #include <openssl/err.h>
 
-#include "../../provider/pkcs11.h"
 #include "faults_util.h"
 #include "prov_fixture.h"
-
-#define CACHE_PARAM "m2mtls-session-cache"
 
 static fx_t fx;
 static char faults[PATH_MAX + 16], counts[PATH_MAX + 16];
@@ -46,61 +42,12 @@ static unsigned long injected(const char *fn)
     return i;
 }
 
-static const char *status(EVP_PKEY *key)
-{
-    static char buf[256];
-
-    if (!EVP_PKEY_get_utf8_string_param(key, CACHE_PARAM, buf, sizeof(buf), NULL))
-        return "(no parameter)";
-    return buf;
-}
-
-/* Private-key session objects in SoftHSM (the instance behind the fault
- * module, in this process): the provider's copies. -1 on error. */
-static long session_keys(void)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_BBOOL no = CK_FALSE;
-    CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TOKEN, &no, sizeof(no) } };
-    CK_OBJECT_HANDLE h[16];
-    CK_ULONG n = 0, nslots = 8;
-    CK_SLOT_ID slots[8];
-    CK_FUNCTION_LIST *f;
-    CK_C_GetFunctionList gfl;
-    CK_SESSION_HANDLE s;
-    void *dl = dlopen(M2P_SOFTHSM, RTLD_NOW | RTLD_NOLOAD), *sym;
-    CK_RV rv;
-
-    if (dl == NULL || (sym = dlsym(dl, "C_GetFunctionList")) == NULL)
-        return -1;
-    memcpy(&gfl, &sym, sizeof(gfl));
-    dlclose(dl);
-    if (gfl(&f) != CKR_OK || f->C_GetSlotList(CK_TRUE, slots, &nslots) != CKR_OK || nslots == 0
-        || f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
-        return -1;
-    rv = f->C_FindObjectsInit(s, t, 2);
-    if (rv == CKR_OK) {
-        rv = f->C_FindObjects(s, h, 16, &n);
-        f->C_FindObjectsFinal(s);
-    }
-    f->C_CloseSession(s);
-    return rv == CKR_OK ? (long)n : -1;
-}
-
 static int setup(void **state)
 {
-    char conf[PATH_MAX + 16], pin[PATH_MAX + 16];
+    char conf[PATH_MAX + 16];
 
-    if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_RSA))
-        return -1;
-    snprintf(faults, sizeof(faults), "%s/faults", fx.dir);
-    snprintf(counts, sizeof(counts), "%s/counts", fx.dir);
-    setenv("M2MTLS_FAULTS", faults, 1);
-    setenv("M2MTLS_FAULTS_COUNTS", counts, 1);
-    setenv("M2MTLS_FAULTS_MODULE", M2P_SOFTHSM, 1);
-    snprintf(conf, sizeof(conf), "%s/faults.cnf", fx.dir);
-    snprintf(pin, sizeof(pin), "file:%s", fx.pinfile);
-    if (!ft_faults(faults, "") || !fx_write_conf(conf, FX_ORDER_LAST, pin, FAULT_MODULE)
+    if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_RSA)
+        || !ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf)
         || (ctx = fx_libctx(conf)) == NULL || (vctx = fx_default_libctx()) == NULL)
         return -1;
     return 0;
@@ -138,14 +85,14 @@ static void test_refused(void **state)
     assert_int_equal(calls("C_CopyObject"), copies0 + 2);   /* one per key */
     assert_int_equal(injected("C_CopyObject"), 2);
     assert_int_equal(calls("C_SignInit"), signs0 + 25);     /* no retried signature */
-    assert_string_equal(status(ec), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
-    assert_string_equal(status(rsa), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
-    assert_int_equal(session_keys(), 0);
+    assert_string_equal(fx_cache_status(ec), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
+    assert_string_equal(fx_cache_status(rsa), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
+    assert_int_equal(fx_session_keys(), 0);
     /* the answer is kept: no new attempt once the token would copy */
     assert_true(ft_faults(faults, ""));
     sign_n(ec, ec_pub, 0, 10);
     assert_int_equal(calls("C_CopyObject"), copies0 + 2);
-    assert_string_equal(status(ec), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
+    assert_string_equal(fx_cache_status(ec), "no (C_CopyObject: CKR_ACTION_PROHIBITED)");
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(ec_pub);
@@ -172,12 +119,12 @@ static void test_transient(void **state)
         assert_true(ft_faults(faults, rules[r]));
         sign_n(ec, pub, 0, 3);
         assert_int_equal(injected("C_CopyObject"), before + 1);
-        assert_string_equal(status(ec), "yes");
-        assert_int_equal(session_keys(), 1);
+        assert_string_equal(fx_cache_status(ec), "yes");
+        assert_int_equal(fx_session_keys(), 1);
         assert_true(ft_faults(faults, ""));
         EVP_PKEY_free(ec);
         EVP_PKEY_free(pub);
-        assert_int_equal(session_keys(), 0);
+        assert_int_equal(fx_session_keys(), 0);
     }
 }
 
@@ -190,7 +137,7 @@ static void test_copy_invalid(void **state)
     assert_non_null(ec = fx_load(ctx, FX_EC_URI));
     assert_non_null(pub = fx_public(ec, vctx));
     sign_n(ec, pub, 0, 2);
-    assert_int_equal(session_keys(), 1);
+    assert_int_equal(fx_session_keys(), 1);
     copies = calls("C_CopyObject");
     destroyed = calls("C_DestroyObject");
     assert_true(ft_faults(faults, "C_SignInit CKR_KEY_HANDLE_INVALID count=1\n"));
@@ -198,12 +145,12 @@ static void test_copy_invalid(void **state)
     assert_int_equal(injected("C_SignInit"), 1);
     assert_int_equal(calls("C_CopyObject"), copies + 1);
     assert_int_equal(calls("C_DestroyObject"), destroyed + 1);
-    assert_int_equal(session_keys(), 1);
-    assert_string_equal(status(ec), "yes");
+    assert_int_equal(fx_session_keys(), 1);
+    assert_string_equal(fx_cache_status(ec), "yes");
     assert_true(ft_faults(faults, ""));
     EVP_PKEY_free(ec);
     EVP_PKEY_free(pub);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
 }
 
 int main(void)

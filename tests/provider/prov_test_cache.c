@@ -25,8 +25,6 @@
 #include "../../provider/pkcs11.h"
 #include "prov_fixture.h"
 
-#define CACHE_PARAM "m2mtls-session-cache"
-
 static fx_t fx;
 static char conf_off[PATH_MAX + 16];
 static OSSL_LIB_CTX *ctx_on, *ctx_off, *vctx;
@@ -55,38 +53,6 @@ static int find_module(void)
         }
     }
     return 0;
-}
-
-/* Private keys that are session objects: the provider's copies (this process
- * sees every session object of the module instance). -1 on error. */
-static long session_keys(void)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_BBOOL no = CK_FALSE;
-    CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TOKEN, &no, sizeof(no) } };
-    CK_OBJECT_HANDLE h[16];
-    CK_ULONG n = 0;
-    CK_SESSION_HANDLE s;
-    CK_RV rv;
-
-    if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
-        return -1;
-    rv = f->C_FindObjectsInit(s, t, 2);
-    if (rv == CKR_OK) {
-        rv = f->C_FindObjects(s, h, 16, &n);
-        f->C_FindObjectsFinal(s);
-    }
-    f->C_CloseSession(s);
-    return rv == CKR_OK ? (long)n : -1;
-}
-
-static const char *status(EVP_PKEY *key)
-{
-    static char buf[256];
-
-    if (!EVP_PKEY_get_utf8_string_param(key, CACHE_PARAM, buf, sizeof(buf), NULL))
-        return "(no parameter)";
-    return buf;
 }
 
 static int setup(void **state)
@@ -143,42 +109,42 @@ static void test_on_off(void **state)
     assert_non_null(ec_off = fx_load(ctx_off, FX_EC_URI));
     assert_non_null(rsa_off = fx_load(ctx_off, FX_RSA_URI));
     assert_true(find_module());     /* loaded by the provider now */
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
     assert_non_null(ec_pub = fx_public(ec_off, vctx));
     assert_non_null(rsa_pub = fx_public(rsa_off, vctx));
     assert_true(fx_sign_verify(ctx_off, ec_off, vctx, ec_pub, "SHA256", NULL));
     assert_true(fx_sign_verify(ctx_off, rsa_off, vctx, rsa_pub, "SHA256", "digest"));
     assert_true((l2 = rsa_sign(ctx_off, rsa_off, s2, sizeof(s2))) > 0);
-    assert_string_equal(status(ec_off), "no (pkcs11-module-cache-keys = false)");
-    assert_int_equal(session_keys(), 0);
+    assert_string_equal(fx_cache_status(ec_off), "no (pkcs11-module-cache-keys = false)");
+    assert_int_equal(fx_session_keys(), 0);
 
     assert_non_null(ec_on = fx_load(ctx_on, FX_EC_URI));
     assert_non_null(rsa_on = fx_load(ctx_on, FX_RSA_URI));
-    assert_int_equal(session_keys(), 0);    /* made at first use, not at load */
+    assert_int_equal(fx_session_keys(), 0);    /* made at first use, not at load */
     assert_true(fx_sign_verify(ctx_on, ec_on, vctx, ec_pub, "SHA256", NULL));
-    assert_int_equal(session_keys(), 1);
+    assert_int_equal(fx_session_keys(), 1);
     assert_true(fx_sign_verify(ctx_on, rsa_on, vctx, rsa_pub, "SHA256", "digest"));
     assert_true(fx_sign_verify(ctx_on, rsa_on, vctx, rsa_pub, "SHA384", NULL));
-    assert_int_equal(session_keys(), 2);
+    assert_int_equal(fx_session_keys(), 2);
     assert_true((l1 = rsa_sign(ctx_on, rsa_on, s1, sizeof(s1))) > 0);
     assert_int_equal(l1, l2);
     assert_memory_equal(s1, s2, l1);
-    assert_string_equal(status(ec_on), "yes");
-    assert_string_equal(status(rsa_on), "yes");
+    assert_string_equal(fx_cache_status(ec_on), "yes");
+    assert_string_equal(fx_cache_status(rsa_on), "yes");
     for (int i = 0; i < 50; i++)
         assert_true(fx_sign_verify(ctx_on, ec_on, vctx, ec_pub, "SHA256", NULL));
-    assert_int_equal(session_keys(), 2);    /* one copy per key, not per signature */
+    assert_int_equal(fx_session_keys(), 2);    /* one copy per key, not per signature */
 
     /* asking makes the copy of a key that has not signed yet */
     EVP_PKEY *again = fx_load(ctx_on, FX_EC_URI);
     assert_non_null(again);
-    assert_string_equal(status(again), "yes");
-    assert_int_equal(session_keys(), 3);
+    assert_string_equal(fx_cache_status(again), "yes");
+    assert_int_equal(fx_session_keys(), 3);
     EVP_PKEY_free(again);
-    assert_int_equal(session_keys(), 2);    /* the copy goes with its key */
+    assert_int_equal(fx_session_keys(), 2);    /* the copy goes with its key */
     EVP_PKEY_free(ec_on);
     EVP_PKEY_free(rsa_on);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
     EVP_PKEY_free(ec_off);
     EVP_PKEY_free(rsa_off);
     EVP_PKEY_free(ec_pub);
@@ -197,17 +163,17 @@ static void test_logout(void **state)
     assert_true(find_module());
     for (int round = 0; round < 3; round++) {
         assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
-        assert_int_equal(session_keys(), 1);
+        assert_int_equal(fx_session_keys(), 1);
         assert_int_equal(f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
         assert_int_equal(f->C_Logout(s), CKR_OK);
         f->C_CloseSession(s);
         assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
-        assert_string_equal(status(ec), "yes");
-        assert_int_equal(session_keys(), 1);
+        assert_string_equal(fx_cache_status(ec), "yes");
+        assert_int_equal(fx_session_keys(), 1);
     }
     EVP_PKEY_free(ec);
     EVP_PKEY_free(pub);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
 }
 
 /* every session closed behind the provider's back (the keeper too) */
@@ -223,18 +189,18 @@ static void test_lost_sessions(void **state)
     for (int round = 0; round < 3; round++) {
         assert_true(fx_sign_verify(ctx_on, ec, vctx, ec_pub, "SHA256", NULL));
         assert_true(fx_sign_verify(ctx_on, rsa, vctx, rsa_pub, "SHA256", "digest"));
-        assert_int_equal(session_keys(), 2);
+        assert_int_equal(fx_session_keys(), 2);
         assert_int_equal(f->C_CloseAllSessions(slot), CKR_OK);
-        assert_int_equal(session_keys(), 0);
+        assert_int_equal(fx_session_keys(), 0);
         assert_true(fx_sign_verify(ctx_on, ec, vctx, ec_pub, "SHA256", NULL));
         assert_true(fx_sign_verify(ctx_on, rsa, vctx, rsa_pub, "SHA256", "digest"));
-        assert_int_equal(session_keys(), 2);
+        assert_int_equal(fx_session_keys(), 2);
     }
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(ec_pub);
     EVP_PKEY_free(rsa_pub);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
 }
 
 /* the module finalised (and initialised again, or not) behind the provider's
@@ -251,18 +217,18 @@ static void test_module_restart(void **state)
     assert_true(find_module());
     for (int reinit = 0; reinit < 2; reinit++) {
         assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
-        assert_int_equal(session_keys(), 1);
+        assert_int_equal(fx_session_keys(), 1);
         assert_int_equal(f->C_Finalize(NULL), CKR_OK);
         if (reinit)
             assert_int_equal(f->C_Initialize(&args), CKR_OK);
         assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
         assert_true(find_module());     /* the slot may have moved */
-        assert_string_equal(status(ec), "yes");
-        assert_int_equal(session_keys(), 1);
+        assert_string_equal(fx_cache_status(ec), "yes");
+        assert_int_equal(fx_session_keys(), 1);
     }
     EVP_PKEY_free(ec);
     EVP_PKEY_free(pub);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
 }
 
 /* a forked child signs with a copy of its own; the parent's copy stays */
@@ -276,23 +242,23 @@ static void test_fork(void **state)
     assert_non_null(pub = fx_public(ec, vctx));
     assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
     assert_true(find_module());
-    assert_int_equal(session_keys(), 1);
+    assert_int_equal(fx_session_keys(), 1);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         int ok = fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL)
               && fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL)
-              && strcmp(status(ec), "yes") == 0;
+              && strcmp(fx_cache_status(ec), "yes") == 0;
         _exit(ok ? 0 : 1);
     }
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_true(fx_sign_verify(ctx_on, ec, vctx, pub, "SHA256", NULL));
-    assert_int_equal(session_keys(), 1);
+    assert_int_equal(fx_session_keys(), 1);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(pub);
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
 }
 
 /* two threads signing a fresh key at once: one copy, not two */
@@ -318,7 +284,7 @@ static void test_two_threads(void **state)
     assert_non_null(shared = fx_load(ctx_on, FX_EC_URI));
     assert_non_null(shared_pub = fx_public(shared, vctx));
     assert_true(find_module());
-    assert_int_equal(session_keys(), 0);
+    assert_int_equal(fx_session_keys(), 0);
     pthread_barrier_init(&go, NULL, 2);
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, signer, &ok[i]), 0);
@@ -327,7 +293,7 @@ static void test_two_threads(void **state)
         assert_true(ok[i]);
     }
     pthread_barrier_destroy(&go);
-    assert_int_equal(session_keys(), 1);
+    assert_int_equal(fx_session_keys(), 1);
     EVP_PKEY_free(shared);
     EVP_PKEY_free(shared_pub);
 }
