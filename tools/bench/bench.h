@@ -75,7 +75,11 @@ typedef struct bench_op {
     void (*stop)(void *state);
     void *arg;
 } bench_op;
-/* Units per second over about SECONDS, all threads together; -1 on failure (ERR). */
+/* Units per second over about SECONDS, all threads together; -1 on failure
+ * (ERR). With the CPU clock (bench_use_cpu_clock(1), --clock cpu): per second
+ * of CPU time (user + system) of each thread, so that the load of other
+ * processes hardly moves the figures; waiting (locks) is then not counted. */
+void bench_use_cpu_clock(int on);
 double bench_rate(const bench_op *op, int threads, double seconds, char *err, size_t len);
 /* The variants alternate in short rounds (ROUNDS of them, SECONDS in all per
  * variant): out[v] is variant v's median round. 0 on failure. */
@@ -160,6 +164,7 @@ typedef struct bench_args {
     const char *key;        /* bench sign --key REF */
     const char *module, *provider;
     const char *pkcs11_provider;  /* --pkcs11-provider PATH (NULL: the default cache) */
+    int cpu_clock;          /* --clock cpu: per second of CPU time (bench_use_cpu_clock) */
     size_t peers;           /* bench policy --peers N (0: 10k, 100k, 1M) */
     int count;              /* bench policy: handshakes per variant under callgrind;
                                bench sign: fixed-count mode (0: measure time) */

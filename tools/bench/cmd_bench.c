@@ -33,8 +33,8 @@ static const char usage[] =
 
 static const char usage_sign[] =
     "usage: m2mtls bench sign [--threads N] [--seconds S] [--key REF] [--module PATH]\n"
-    "                         [--provider PATH] [--pkcs11-provider PATH] [--json|--csv]\n"
-    "                         [--count N]\n"
+    "                         [--provider PATH] [--pkcs11-provider PATH] [--clock wall|cpu]\n"
+    "                         [--json|--csv] [--count N]\n"
     "\n"
     "ECDSA P-256 (SHA-256) and RSA-2048-PSS signatures per second at 1 and N\n"
     "threads, all with the same key in the token, through: raw PKCS#11\n"
@@ -58,13 +58,17 @@ static const char usage_sign[] =
     "                   pkcs11-provider's pkcs11.so (default: the cache that\n"
     "                   tools/bench/get-pkcs11-provider.sh fills, $M2MTLS_PKCS11_PROVIDER_CACHE\n"
     "                   or /var/cache/m2mtls/pkcs11-provider); its rows say so when absent\n"
+    "  --clock wall|cpu wall: signatures per second of elapsed time (default); cpu:\n"
+    "                   per second of CPU time of each signing thread (user + system),\n"
+    "                   which other load on the machine hardly moves\n"
     "  --count N        no clock: N signatures by each path, one thread, one callgrind\n"
     "                   dump per path (valgrind --tool=callgrind --instr-atstart=no\n"
     "                   m2mtls bench sign --count N): instructions per signature\n";
 
 static const char usage_handshake[] =
     "usage: m2mtls bench handshake [--threads N] [--seconds S] [--module PATH]\n"
-    "                              [--provider PATH] [--pkcs11-provider PATH] [--json|--csv]\n"
+    "                              [--provider PATH] [--pkcs11-provider PATH] [--clock wall|cpu]\n"
+    "                              [--json|--csv]\n"
     "\n"
     "Full mutual-auth handshakes per second, TLS 1.2 (ECDHE-ECDSA-AES128-SHA256),\n"
     "TLS 1.3 and DTLS 1.2 (ECDHE-ECDSA-AES128-CCM8, UDP on 127.0.0.1), at 1 and N\n"
@@ -77,7 +81,8 @@ static const char usage_handshake[] =
     "\n"
     "  --threads N      the second column (default: the number of CPUs)\n"
     "  --seconds S      measuring time per figure (default 2)\n"
-    "  --module PATH, --provider PATH, --pkcs11-provider PATH   as for bench sign\n";
+    "  --module PATH, --provider PATH, --pkcs11-provider PATH, --clock wall|cpu\n"
+    "                   as for bench sign\n";
 
 static const char usage_policy[] =
     "usage: m2mtls bench policy [--peers N] [--seconds S] [--count N] [--no-callgrind]\n"
@@ -115,7 +120,7 @@ int cmd_bench(int argc, char **argv)
         { "threads", required_argument, NULL, 't' }, { "seconds", required_argument, NULL, 's' },
         { "key", required_argument, NULL, 'k' },     { "module", required_argument, NULL, 'm' },
         { "provider", required_argument, NULL, 'p' }, { "peers", required_argument, NULL, 'n' },
-        { "pkcs11-provider", required_argument, NULL, 'P' },
+        { "pkcs11-provider", required_argument, NULL, 'P' }, { "clock", required_argument, NULL, 'T' },
         { "count", required_argument, NULL, 'c' },   { "no-callgrind", no_argument, NULL, 'G' },
         { "json", no_argument, NULL, 'j' },          { "csv", no_argument, NULL, 'v' },
         { "callgrind-child", required_argument, NULL, 'C' },
@@ -134,7 +139,7 @@ int cmd_bench(int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(ac, av, "h", opts, NULL)) != -1) {
         /* options of another benchmark are usage errors */
-        int bad = ((ch == 't' || ch == 'm' || ch == 'p' || ch == 'P') && pol) || (ch == 'k' && !sign)
+        int bad = ((ch == 't' || ch == 'm' || ch == 'p' || ch == 'P' || ch == 'T') && pol) || (ch == 'k' && !sign)
                   || ((ch == 'n' || ch == 'G' || ch == 'C') && !pol) || (ch == 'c' && hs);
         if (bad) {
             const char *name = "?";
@@ -179,6 +184,14 @@ int cmd_bench(int argc, char **argv)
         case 'm': a.module = optarg; break;
         case 'p': a.provider = optarg; break;
         case 'P': a.pkcs11_provider = optarg; break;
+        case 'T':
+            if (strcmp(optarg, "wall") != 0 && strcmp(optarg, "cpu") != 0) {
+                fprintf(stderr, "m2mtls bench: --clock %s: expected wall or cpu\n", optarg);
+                return EXIT_USAGE;
+            }
+            bench_use_cpu_clock(strcmp(optarg, "cpu") == 0);
+            a.cpu_clock = strcmp(optarg, "cpu") == 0;
+            break;
         case 'G': a.callgrind = 0; break;
         case 'C': child_dir = optarg; break;
         case 'j': format = BENCH_JSON; break;

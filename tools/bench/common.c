@@ -261,9 +261,24 @@ typedef struct worker {
     pthread_barrier_t *ready;
     atomic_int *stop;
     long count;
+    double cpu;     /* CPU time of the measured loop (user + system) */
     int failed;
     char err[256];
 } worker;
+
+static int cpu_clock; /* bench_use_cpu_clock */
+
+void bench_use_cpu_clock(int on)
+{
+    cpu_clock = on;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static void *work(void *arg)
 {
@@ -272,6 +287,7 @@ static void *work(void *arg)
     if (state == NULL)
         w->failed = 1;
     pthread_barrier_wait(w->ready);
+    double c0 = thread_cpu();
     while (!w->failed && !atomic_load_explicit(w->stop, memory_order_relaxed)) {
         if (!w->op->step(state, w->err, sizeof w->err)) {
             w->failed = 1;
@@ -279,6 +295,7 @@ static void *work(void *arg)
         }
         w->count++;
     }
+    w->cpu = thread_cpu() - c0;
     if (state != NULL)
         w->op->stop(state);
     return NULL;
@@ -311,6 +328,7 @@ double bench_rate(const bench_op *op, int threads, double seconds, char *err, si
     atomic_store(&stop, 1);
     double t1 = bench_now();
     long total = 0;
+    double cpu = 0;
     int failed = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(tid[i], NULL);
@@ -319,9 +337,16 @@ double bench_rate(const bench_op *op, int threads, double seconds, char *err, si
             snprintf(err, len, "%s", w[i].err);
         }
         total += w[i].count;
+        cpu += w[i].cpu;
     }
     pthread_barrier_destroy(&ready);
-    return failed ? -1 : (double)total / (t1 - t0);
+    if (failed)
+        return -1;
+    /* CPU clock: what the threads would do with a CPU each, whatever else
+     * the machine runs (a thread waiting for a lock costs no CPU time) */
+    if (cpu_clock)
+        return cpu > 0 ? (double)total * threads / cpu : 0;
+    return (double)total / (t1 - t0);
 }
 
 #define ROUNDS_MAX 32

@@ -240,9 +240,9 @@ int bench_handshakes(const bench_args *a, bench_machine *mach, bench_table **tab
 
     bench_table *t = bench_table_new("");
     snprintf(t->title, sizeof t->title,
-             "mutual-auth handshakes/s (client and server in this process), median of alternating rounds, "
-             "%g s per figure",
-             a->seconds);
+             "mutual-auth handshakes per second of %s (client and server in this process), median of "
+             "alternating rounds, %g s per figure",
+             a->cpu_clock ? "CPU time per thread (--clock cpu)" : "elapsed time", a->seconds);
     bench_col(t, "protocol", "protocol");
     bench_col(t, "handshake", "handshake");
     bench_col(t, "server_key", "server key");

@@ -303,7 +303,8 @@ int bench_sign(const bench_args *a, bench_machine *mach, bench_table **tables, i
     }
 
     bench_table *t = bench_table_new("");
-    snprintf(t->title, sizeof t->title, "signatures/s, median of alternating rounds, %g s per figure; %s", a->seconds,
+    snprintf(t->title, sizeof t->title, "signatures per second of %s, median of alternating rounds, %g s per figure; %s",
+             a->cpu_clock ? "CPU time per thread (--clock cpu)" : "elapsed time", a->seconds,
              r->have_p11 ? "% = share of the raw C_Sign ceiling (the session copy)"
                          : "no ceiling with --key (the token is not ours)");
     bench_col(t, "algorithm", "algorithm");
