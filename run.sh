@@ -83,6 +83,10 @@ cmd_demo() {
 
 cmd_test() {
   install_missing
+  # pkcs11-provider, a baseline of `m2mtls bench` (its smoke tests want its
+  # rows): Debian 13's binary package unpacked into /var/cache/m2mtls
+  # (nothing installed; see the script)
+  tools/bench/get-pkcs11-provider.sh >/dev/null
   install_debian_node
   echo "== build and test (plain; prefix /usr for the Debian packages of test_deb)"
   build build -DM2MTLS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr

@@ -158,7 +158,8 @@ struct CK_FUNCTION_LIST {
     CK_RV (*C_Login)(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR *pPin, CK_ULONG ulPinLen);
     CK_RV (*C_Logout)(CK_SESSION_HANDLE hSession);
     CK_UNUSED_FN C_CreateObject;
-    CK_UNUSED_FN C_CopyObject;
+    CK_RV (*C_CopyObject)(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE *pTemplate,
+                          CK_ULONG ulCount, CK_OBJECT_HANDLE *phNewObject);
     CK_RV (*C_DestroyObject)(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject);
     CK_UNUSED_FN C_GetObjectSize;
     CK_RV (*C_GetAttributeValue)(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
@@ -261,6 +262,7 @@ typedef CK_RV (*CK_C_GetFunctionList)(CK_FUNCTION_LIST_PTR_PTR);
 #define CKA_EC_PARAMS 0x0180UL
 #define CKA_EC_POINT 0x0181UL
 #define CKA_ALWAYS_AUTHENTICATE 0x0202UL
+#define CKA_COPYABLE 0x0171UL
 
 /* mechanisms */
 #define CKM_RSA_PKCS_KEY_PAIR_GEN 0x0000UL

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * KEYMGMT for EC and RSA keys held by reference. The private key never leaves
+ * KEYMGMT for EC and RSA keys held by reference (the key object: key.c), and
+ * for soft keys made through it. The private key never leaves
  * the token: EXPORT refuses private parts (that is what makes libcrypto and
  * libssl use this provider's own signature), IMPORT accepts public parts only
  * (what libssl's certificate/key match needs) and exports use named curves.
@@ -20,47 +21,6 @@
 
 #include "provider.h"
 
-m2p_key *m2p_key_new(m2p_prov *prov, int type)
-{
-    m2p_key *k = OPENSSL_zalloc(sizeof(*k));
-
-    if (k == NULL)
-        return NULL;
-    k->refcnt = 1;
-    k->prov = prov;
-    k->type = type;
-    k->cls = CKO_PUBLIC_KEY;
-    pthread_mutex_init(&k->lock, NULL);
-    return k;
-}
-
-int m2p_key_up_ref(m2p_key *k)
-{
-    __atomic_add_fetch(&k->refcnt, 1, __ATOMIC_RELAXED);
-    return 1;
-}
-
-void m2p_key_free(m2p_key *k)
-{
-    if (k == NULL || __atomic_sub_fetch(&k->refcnt, 1, __ATOMIC_ACQ_REL) > 0)
-        return;
-    OPENSSL_free(k->id);
-    OPENSSL_free(k->label);
-    OPENSSL_free(k->pub);
-    OPENSSL_free(k->n);
-    OPENSSL_free(k->e);
-    EVP_PKEY_free(k->pubkey);
-    pthread_mutex_destroy(&k->lock);
-    OPENSSL_free(k);
-}
-
-int m2p_key_is_private(const m2p_key *k)
-{
-    if (k->soft)
-        return (k->soft_sel & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
-    return k->tok != NULL && k->cls == CKO_PRIVATE_KEY;
-}
-
 static m2p_key *soft_wrap(m2p_prov *prov, int type, EVP_PKEY *pk, int sel)
 {
     m2p_key *k = m2p_key_new(prov, type);
@@ -75,25 +35,6 @@ static m2p_key *soft_wrap(m2p_prov *prov, int type, EVP_PKEY *pk, int sel)
     return k;
 }
 
-static int supported_curve(int nid)
-{
-    return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1 || nid == NID_secp521r1;
-}
-
-size_t m2p_ec_order_bytes(int nid)
-{
-    switch (nid) {
-    case NID_X9_62_prime256v1:
-        return 32;
-    case NID_secp384r1:
-        return 48;
-    case NID_secp521r1:
-        return 66;
-    default:
-        return 0;
-    }
-}
-
 static int curve_nid_from_name(const char *name)
 {
     int nid = EC_curve_nist2nid(name);
@@ -105,255 +46,6 @@ static int curve_nid_from_name(const char *name)
     if (nid == NID_undef)
         nid = OBJ_txt2nid(name);
     return nid;
-}
-
-/* Normalises an encoded EC point to the uncompressed form. */
-static int ec_point_uncompressed(m2p_prov *prov, int nid, const unsigned char *in, size_t inlen,
-                                 unsigned char **out, size_t *outlen)
-{
-    EC_GROUP *g = EC_GROUP_new_by_curve_name_ex(m2p_fallback_ctx(prov), NULL, nid);
-    EC_POINT *p = NULL;
-    int ok = 0;
-
-    if (g == NULL || (p = EC_POINT_new(g)) == NULL)
-        goto done;
-    if (!EC_POINT_oct2point(g, p, in, inlen, NULL))
-        goto done;
-    *outlen = EC_POINT_point2buf(g, p, POINT_CONVERSION_UNCOMPRESSED, out, NULL);
-    ok = *outlen > 0;
-done:
-    EC_POINT_free(p);
-    EC_GROUP_free(g);
-    return ok;
-}
-
-int m2p_key_finish_public(m2p_key *k)
-{
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    EVP_PKEY *pk = NULL;
-    BIGNUM *n = NULL, *e = NULL;
-    int ok = 0;
-
-    if (bld == NULL)
-        return 0;
-    if (k->type == M2P_KEY_EC) {
-        if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                             OBJ_nid2sn(k->nid), 0)
-            || !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub,
-                                                 k->pub_len))
-            goto done;
-    } else {
-        n = BN_bin2bn(k->n, (int)k->n_len, NULL);
-        e = BN_bin2bn(k->e, (int)k->e_len, NULL);
-        if (n == NULL || e == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
-            || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-            goto done;
-    }
-    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-        goto done;
-    pctx = EVP_PKEY_CTX_new_from_name(m2p_fallback_ctx(k->prov),
-                                      k->type == M2P_KEY_EC ? "EC" : "RSA", NULL);
-    if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0
-        || EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-        M2P_ERR(M2P_R_INTERNAL, "cannot build the public key");
-        goto done;
-    }
-    EVP_PKEY_free(k->pubkey);
-    k->pubkey = pk;
-    ok = 1;
-done:
-    EVP_PKEY_CTX_free(pctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
-    return ok;
-}
-
-/* ---- keys from token objects ------------------------------------------------ */
-
-static int ec_nid_from_params(const unsigned char *der, size_t len)
-{
-    const unsigned char *p = der;
-    ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)len);
-    int nid;
-
-    if (obj == NULL)
-        return NID_undef;
-    nid = OBJ_obj2nid(obj);
-    ASN1_OBJECT_free(obj);
-    return nid;
-}
-
-/* CKA_EC_POINT is a DER OCTET STRING (some tokens give the raw point). */
-static int ec_point_from_attr(const unsigned char *v, size_t len, unsigned char **out,
-                              size_t *outlen)
-{
-    const unsigned char *p = v;
-    ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len);
-
-    if (os != NULL && (size_t)(p - v) == len) {
-        *outlen = (size_t)ASN1_STRING_length(os);
-        *out = OPENSSL_memdup(ASN1_STRING_get0_data(os), *outlen);
-    } else {
-        *outlen = len;
-        *out = OPENSSL_memdup(v, len);
-    }
-    ASN1_OCTET_STRING_free(os);
-    return *out != NULL;
-}
-
-static int ec_point_from_cert(const unsigned char *der, size_t len, int nid, unsigned char **out,
-                              size_t *outlen)
-{
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    const unsigned char *pk;
-    int pklen, ok = 0;
-    X509_PUBKEY *xpk;
-
-    (void)nid;
-    if (x == NULL)
-        return 0;
-    xpk = X509_get_X509_PUBKEY(x);
-    if (xpk != NULL && X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, xpk) && pklen > 0) {
-        *out = OPENSSL_memdup(pk, (size_t)pklen);
-        *outlen = (size_t)pklen;
-        ok = *out != NULL;
-    }
-    X509_free(x);
-    return ok;
-}
-
-/* Public point for an EC private key: the public key or certificate with its CKA_ID. */
-static int ec_find_public(m2p_key *k, CK_SESSION_HANDLE s)
-{
-    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
-    CK_ATTRIBUTE tmpl[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_ID, k->id, k->id_len } };
-    CK_OBJECT_HANDLE h;
-    unsigned char *v;
-    size_t len;
-    int pass;
-
-    if (k->id == NULL)
-        return 0;
-    for (pass = 0; pass < 2; pass++) {
-        cls = pass == 0 ? CKO_PUBLIC_KEY : CKO_CERTIFICATE;
-        if (m2p_find(k->tok, s, tmpl, 2, &h, 1) != 1)
-            continue;
-        if (pass == 0) {
-            if (m2p_get_attr(k->tok, s, h, CKA_EC_POINT, &v, &len) != CKR_OK)
-                continue;
-            if (ec_point_from_attr(v, len, &k->pub, &k->pub_len)) {
-                OPENSSL_free(v);
-                return 1;
-            }
-        } else {
-            if (m2p_get_attr(k->tok, s, h, CKA_VALUE, &v, &len) != CKR_OK)
-                continue;
-            if (ec_point_from_cert(v, len, k->nid, &k->pub, &k->pub_len)) {
-                OPENSSL_free(v);
-                return 1;
-            }
-        }
-        OPENSSL_free(v);
-    }
-    return 0;
-}
-
-m2p_key *m2p_key_from_object(m2p_prov *prov, m2p_token *tok, CK_SESSION_HANDLE s,
-                             CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls)
-{
-    unsigned char *v = NULL;
-    size_t len;
-    CK_KEY_TYPE kt;
-    m2p_key *k = NULL;
-    CK_RV rv;
-
-    if ((rv = m2p_get_attr(tok, s, h, CKA_KEY_TYPE, &v, &len)) != CKR_OK || len != sizeof(kt)) {
-        M2P_ERR_CK("C_GetAttributeValue(CKA_KEY_TYPE)", rv);
-        OPENSSL_free(v);
-        return NULL;
-    }
-    memcpy(&kt, v, sizeof(kt));
-    OPENSSL_free(v);
-    if (kt != CKK_EC && kt != CKK_RSA) {
-        M2P_ERR(M2P_R_UNSUPPORTED, "key type 0x%lx is not EC or RSA", (unsigned long)kt);
-        return NULL;
-    }
-    if ((k = m2p_key_new(prov, kt == CKK_EC ? M2P_KEY_EC : M2P_KEY_RSA)) == NULL)
-        return NULL;
-    k->tok = tok;
-    k->cls = cls;
-    k->handle = h;
-    pthread_mutex_lock(&tok->lock);
-    k->gen = tok->gen;
-    pthread_mutex_unlock(&tok->lock);
-    if (m2p_get_attr(tok, s, h, CKA_ID, &v, &len) == CKR_OK && len > 0) {
-        k->id = v;
-        k->id_len = len;
-    } else {
-        OPENSSL_free(v);
-    }
-    if (m2p_get_attr(tok, s, h, CKA_LABEL, &v, &len) == CKR_OK && len > 0
-        && memchr(v, '\0', len) == NULL) {
-        k->label = (char *)v;
-    } else {
-        OPENSSL_free(v);
-    }
-    if (k->type == M2P_KEY_EC) {
-        if ((rv = m2p_get_attr(tok, s, h, CKA_EC_PARAMS, &v, &len)) != CKR_OK) {
-            M2P_ERR_CK("C_GetAttributeValue(CKA_EC_PARAMS)", rv);
-            goto err;
-        }
-        k->nid = ec_nid_from_params(v, len);
-        OPENSSL_free(v);
-        if (!supported_curve(k->nid)) {
-            M2P_ERR(M2P_R_UNSUPPORTED, "EC key on an unsupported curve (only P-256, P-384, P-521)");
-            goto err;
-        }
-        if (cls == CKO_PUBLIC_KEY) {
-            if ((rv = m2p_get_attr(tok, s, h, CKA_EC_POINT, &v, &len)) != CKR_OK) {
-                M2P_ERR_CK("C_GetAttributeValue(CKA_EC_POINT)", rv);
-                goto err;
-            }
-            if (!ec_point_from_attr(v, len, &k->pub, &k->pub_len)) {
-                OPENSSL_free(v);
-                goto err;
-            }
-            OPENSSL_free(v);
-        } else if (!ec_find_public(k, s)) {
-            M2P_ERR(M2P_R_NOT_FOUND,
-                    "no public key or certificate with the same CKA_ID as the EC private key");
-            goto err;
-        }
-        {
-            unsigned char *u = NULL;
-            size_t ulen = 0;
-
-            if (!ec_point_uncompressed(prov, k->nid, k->pub, k->pub_len, &u, &ulen)) {
-                M2P_ERR(M2P_R_INTERNAL, "the token's EC point is invalid");
-                goto err;
-            }
-            OPENSSL_free(k->pub);
-            k->pub = u;
-            k->pub_len = ulen;
-        }
-    } else {
-        if ((rv = m2p_get_attr(tok, s, h, CKA_MODULUS, &k->n, &k->n_len)) != CKR_OK
-            || (rv = m2p_get_attr(tok, s, h, CKA_PUBLIC_EXPONENT, &k->e, &k->e_len)) != CKR_OK) {
-            M2P_ERR_CK("C_GetAttributeValue(CKA_MODULUS)", rv);
-            goto err;
-        }
-    }
-    if (!m2p_key_finish_public(k))
-        goto err;
-    return k;
-err:
-    m2p_key_free(k);
-    return NULL;
 }
 
 /* ---- KEYMGMT dispatch ------------------------------------------------------- */
@@ -532,7 +224,7 @@ static int km_import(void *kd, int selection, const OSSL_PARAM params[])
         if (p == NULL || !OSSL_PARAM_get_utf8_string_ptr(p, &gname))
             return 0;
         k->nid = curve_nid_from_name(gname);
-        if (!supported_curve(k->nid))
+        if (!m2p_ec_supported_curve(k->nid))
             return 0;
         if (!(selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) /* domain parameters only */
             return import_soft(k, "EC", EVP_PKEY_KEY_PARAMETERS, params, OSSL_KEYMGMT_SELECT_ALL_PARAMETERS);
@@ -543,7 +235,7 @@ static int km_import(void *kd, int selection, const OSSL_PARAM params[])
             return 0;
         OPENSSL_free(k->pub);
         k->pub = NULL;
-        if (!ec_point_uncompressed(k->prov, k->nid, pub, publen, &k->pub, &k->pub_len))
+        if (!m2p_ec_point_uncompressed(k->prov, k->nid, pub, publen, &k->pub, &k->pub_len))
             return 0;
     } else {
         if (!(selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY))
@@ -585,10 +277,8 @@ static const OSSL_PARAM *km_rsa_types(int selection)
 static int km_export(void *kd, int selection, OSSL_CALLBACK *cb, void *cbarg)
 {
     m2p_key *k = kd;
-    OSSL_PARAM_BLD *bld;
-    OSSL_PARAM *params = NULL;
-    BIGNUM *n = NULL, *e = NULL;
-    int ok = 0;
+    OSSL_PARAM *params;
+    int ok;
 
     if (k == NULL)
         return 0;
@@ -597,36 +287,10 @@ static int km_export(void *kd, int selection, OSSL_CALLBACK *cb, void *cbarg)
     /* the private key never leaves the token */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && m2p_key_is_private(k))
         return 0;
-    if (!has_public(k))
+    if (!has_public(k) || (params = m2p_key_public_params(k, selection)) == NULL)
         return 0;
-    if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-        return 0;
-    if (k->type == M2P_KEY_EC) {
-        if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS)
-            || (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) {
-            if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                                 OBJ_nid2sn(k->nid), 0))
-                goto done;
-        }
-        if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY)
-            && !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub,
-                                                 k->pub_len))
-            goto done;
-    } else if (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) {
-        n = BN_bin2bn(k->n, (int)k->n_len, NULL);
-        e = BN_bin2bn(k->e, (int)k->e_len, NULL);
-        if (n == NULL || e == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
-            || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-            goto done;
-    }
-    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
-        goto done;
     ok = cb(params, cbarg);
-done:
     OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
     return ok;
 }
 
@@ -637,6 +301,12 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
 
     if (k == NULL || k->pubkey == NULL)
         return 0;
+    if ((p = OSSL_PARAM_locate(params, M2P_PARAM_SESSION_CACHE)) != NULL) {
+        char status[160];
+
+        if (!m2p_key_cache_status(k, status, sizeof(status)) || !OSSL_PARAM_set_utf8_string(p, status))
+            return 0;
+    }
     if (k->soft)
         return EVP_PKEY_get_params(k->pubkey, params);
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL
@@ -688,6 +358,7 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
 }
 
 static const OSSL_PARAM ec_gettable[] = {
+    OSSL_PARAM_utf8_string(M2P_PARAM_SESSION_CACHE, NULL, 0),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
@@ -701,6 +372,7 @@ static const OSSL_PARAM ec_gettable[] = {
 };
 
 static const OSSL_PARAM rsa_gettable[] = {
+    OSSL_PARAM_utf8_string(M2P_PARAM_SESSION_CACHE, NULL, 0),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
@@ -724,7 +396,7 @@ static const char *km_ec_opname(int operation_id)
 {
     switch (operation_id) {
     case OSSL_OP_SIGNATURE:
-        return "ECDSA";
+        return M2P_SIG_ECDSA;   /* not "ECDSA": see signature_algs in provider.c */
     case OSSL_OP_KEYEXCH:
         return "ECDH";
     default:
@@ -734,7 +406,7 @@ static const char *km_ec_opname(int operation_id)
 
 static const char *km_rsa_opname(int operation_id)
 {
-    return operation_id == OSSL_OP_SIGNATURE ? "RSA" : NULL;
+    return operation_id == OSSL_OP_SIGNATURE ? M2P_SIG_RSA : NULL;
 }
 
 static int km_set_params(void *kd, const OSSL_PARAM params[])

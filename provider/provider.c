@@ -8,8 +8,10 @@
  *   module = .../ossl-modules/m2mtls.so
  *   pkcs11-module-path = /usr/lib/softhsm/libsofthsm2.so
  *   pkcs11-module-token-pin = file:/etc/m2mtls/pin      (or the PIN itself)
+ *   pkcs11-module-cache-keys = true                     (sign with session copies)
  *   activate = 1
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -117,8 +119,16 @@ static const OSSL_ALGORITHM keymgmt_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
+/* The signatures under names of this provider's own too: the key managers
+ * name those for the signature operation (query_operation_name), so that
+ * libcrypto's EVP_DigestSignInit / EVP_PKEY_sign_init find this provider's
+ * implementation at their first fetch. Under "ECDSA" they would first take
+ * the default provider's and try (and fail) to export the private key to it,
+ * on every signature. */
 static const OSSL_ALGORITHM signature_algs[] = {
+    ALG(M2P_SIG_ECDSA, m2p_ecdsa_signature_functions),
     ALG("ECDSA", m2p_ecdsa_signature_functions),
+    ALG(M2P_SIG_RSA, m2p_rsa_signature_functions),
     ALG("RSA:rsaEncryption:1.2.840.113549.1.1.1", m2p_rsa_signature_functions),
     { NULL, NULL, NULL, NULL }
 };
@@ -260,6 +270,7 @@ static void prov_teardown(void *provctx)
         OSSL_PROVIDER_unload(prov->fbprov);
     OSSL_LIB_CTX_free(prov->fbctx);
     OPENSSL_free(prov->module_path);
+    OPENSSL_free(prov->config_error);
     if (prov->pin_cfg != NULL)
         OPENSSL_clear_free(prov->pin_cfg, strlen(prov->pin_cfg));
     pthread_mutex_destroy(&prov->fb_lock);
@@ -276,6 +287,23 @@ static const OSSL_DISPATCH prov_functions[] = {
     { 0, NULL }
 };
 
+/* true / false (also yes / no, on / off, 1 / 0, any case); unset: dflt; else -1 */
+static int parse_bool(const char *v, int dflt)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+    size_t i;
+
+    if (v == NULL)
+        return dflt;
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 __attribute__((visibility("default"))) OSSL_provider_init_fn OSSL_provider_init;
 
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
@@ -284,8 +312,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     OSSL_FUNC_core_get_params_fn *c_get_params = NULL;
     const OSSL_DISPATCH *d;
     m2p_prov *prov;
-    char *module_path = NULL, *pin = NULL;
-    OSSL_PARAM params[3];
+    char *module_path = NULL, *pin = NULL, *cache = NULL;
+    OSSL_PARAM params[4];
 
     for (d = in; d->function_id != 0; d++) {
         switch (d->function_id) {
@@ -308,7 +336,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     pthread_mutex_init(&prov->fb_lock, NULL);
     params[0] = OSSL_PARAM_construct_utf8_ptr("pkcs11-module-path", &module_path, 0);
     params[1] = OSSL_PARAM_construct_utf8_ptr("pkcs11-module-token-pin", &pin, 0);
-    params[2] = OSSL_PARAM_construct_end();
+    params[2] = OSSL_PARAM_construct_utf8_ptr("pkcs11-module-cache-keys", &cache, 0);
+    params[3] = OSSL_PARAM_construct_end();
     if (c_get_params != NULL && !c_get_params(handle, params)) {
         M2P_ERR(M2P_R_CONFIG, "cannot read the provider configuration");
         prov_teardown(prov);
@@ -318,7 +347,17 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         goto err;
     if (pin != NULL && (prov->pin_cfg = OPENSSL_strdup(pin)) == NULL)
         goto err;
+    if ((prov->cache_keys = parse_bool(cache, 1)) < 0) {
+        /* Reported at first use, like a missing module path: a provider that
+         * fails here is silently left out of the configuration by OpenSSL. */
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "pkcs11-module-cache-keys = %.64s: expected true or false", cache);
+        if ((prov->config_error = OPENSSL_strdup(msg)) == NULL)
+            goto err;
+    }
     /* the PKCS#11 module itself is loaded on first use, never here */
+    m2p_forks_init();
     if ((prov->mod = m2p_module_new(prov)) == NULL)
         goto err;
     *out = prov_functions;

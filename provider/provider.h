@@ -59,6 +59,8 @@ struct m2p_prov {
     OSSL_LIB_CTX *corectx;          /* child of the application's library context (unused for crypto) */
     char *module_path;              /* pkcs11-module-path */
     char *pin_cfg;                  /* pkcs11-module-token-pin, as configured */
+    int cache_keys;                 /* pkcs11-module-cache-keys: sign with session copies */
+    char *config_error;             /* a bad configuration value, reported at first use */
     m2p_module *mod;
     /* private library context holding only the default provider: digests and
      * public-key verification never recurse into this provider */
@@ -110,6 +112,12 @@ struct m2p_token {
     int login_required;
     CK_RV login_failed;             /* non-zero: the PIN was refused, never retried */
     char *pin;                      /* PIN that worked or the one to use (from URI / callback) */
+    /* The keeper: a session of the pool that is never lent out. The keys'
+     * session copies are made in it, and live as long as it does (PKCS#11
+     * destroys session objects with the session that made them, and private
+     * ones at logout). */
+    CK_SESSION_HANDLE keeper;       /* CK_INVALID_HANDLE: none open */
+    unsigned long keeper_epoch;     /* bumped whenever the keeper and its copies go (atomic) */
     m2p_token *next;
 };
 
@@ -118,13 +126,17 @@ struct m2p_module {
     pthread_mutex_t lock;           /* guards init, generation and the token list */
     void *dl;
     CK_FUNCTION_LIST *f;
-    pid_t pid;                      /* process that initialised the module (atomic) */
+    unsigned long forks;            /* m2p_forks() when it was initialised (atomic) */
     unsigned long gen;              /* bumped at every (re)initialisation (atomic) */
     int initialized;                /* (atomic) */
     CK_RV init_failed;              /* module could not be loaded/initialised */
     m2p_token *tokens;
 };
 
+/* fork() counting (a pthread_atfork child handler, registered once): a
+ * module initialised before the last fork() is its parent's. */
+M2P_HIDDEN void m2p_forks_init(void);
+M2P_HIDDEN unsigned long m2p_forks(void);
 M2P_HIDDEN m2p_module *m2p_module_new(m2p_prov *prov);
 M2P_HIDDEN void m2p_module_free(m2p_module *mod);
 /* Loads / initialises on first use and again after fork(). Returns the current
@@ -145,8 +157,18 @@ typedef struct {
 M2P_HIDDEN int m2p_session_get(m2p_token *tok, CK_SESSION_HANDLE *s, const m2p_login_src *src);
 M2P_HIDDEN void m2p_session_put(m2p_token *tok, CK_SESSION_HANDLE s);
 M2P_HIDDEN void m2p_session_drop(m2p_token *tok, CK_SESSION_HANDLE s);
-/* The module reported a lost device/login: forget sessions and login state. */
+/* The module reported a lost device/login: forget sessions and login state
+ * (the pooled sessions and the keeper too, unless logged_out_only). */
 M2P_HIDDEN void m2p_token_reset(m2p_token *tok, int logged_out_only);
+/* Copies token object obj into a session object (CKA_TOKEN false; sensitivity
+ * and extractability unchanged) made in the keeper session, opened on demand.
+ * CKR_OK with the copy and the keeper epoch it belongs to, else the CKR_ of
+ * C_OpenSession or C_CopyObject. */
+M2P_HIDDEN CK_RV m2p_token_copy_key(m2p_token *tok, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *copy,
+                                    unsigned long *epoch);
+M2P_HIDDEN unsigned long m2p_token_keeper_epoch(m2p_token *tok);
+/* Destroys a copy made in epoch when its keeper is still open in this process. */
+M2P_HIDDEN void m2p_token_drop_copy(m2p_token *tok, CK_OBJECT_HANDLE copy, unsigned long epoch);
 
 /* Reads one attribute into a freshly allocated buffer (OPENSSL_free). */
 M2P_HIDDEN CK_RV m2p_get_attr(m2p_token *tok, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
@@ -155,7 +177,7 @@ M2P_HIDDEN CK_RV m2p_get_attr(m2p_token *tok, CK_SESSION_HANDLE s, CK_OBJECT_HAN
 M2P_HIDDEN long m2p_find(m2p_token *tok, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
                          CK_OBJECT_HANDLE *out, CK_ULONG max);
 
-/* ---- keys (keymgmt.c) ------------------------------------------------------ */
+/* ---- keys (key.c; their KEYMGMT in keymgmt.c) ------------------------------ */
 enum { M2P_KEY_EC = 1, M2P_KEY_RSA = 2 };
 
 struct m2p_key {
@@ -168,9 +190,18 @@ struct m2p_key {
     unsigned char *id;
     size_t id_len;
     char *label;
-    pthread_mutex_t lock;           /* guards handle and gen */
-    CK_OBJECT_HANDLE handle;
+    pthread_mutex_t lock;           /* guards handle, gen and the session copy below */
+    CK_OBJECT_HANDLE handle;        /* the token object, for module generation gen */
     unsigned long gen;
+    /* Session key cache (pkcs11-module-cache-keys): signatures use a session
+     * copy of the token object, made at first use in tok's keeper session,
+     * valid while tok->keeper_epoch == copy_epoch and remade after every
+     * recovery. A token that refuses to copy (CKA_COPYABLE false, ...) is
+     * asked once per module generation; its answer is kept. */
+    CK_OBJECT_HANDLE copy;
+    unsigned long copy_epoch;
+    CK_RV copy_refused;             /* C_CopyObject's refusal, for refused_gen; CKR_OK: none */
+    unsigned long refused_gen;
     /* public part */
     int nid;                        /* EC curve */
     unsigned char *pub;             /* EC: uncompressed point */
@@ -190,6 +221,9 @@ struct m2p_key {
 M2P_HIDDEN m2p_key *m2p_key_new(m2p_prov *prov, int type);
 M2P_HIDDEN void m2p_key_free(m2p_key *k);
 M2P_HIDDEN int m2p_key_up_ref(m2p_key *k);
+/* The public parts SELECTION asks for (EC: group and point, RSA: n and e),
+ * as parameters (OSSL_PARAM_free); NULL on error. */
+M2P_HIDDEN OSSL_PARAM *m2p_key_public_params(const m2p_key *k, int selection);
 /* Builds key->pubkey from the public fields. 1 ok. */
 M2P_HIDDEN int m2p_key_finish_public(m2p_key *k);
 M2P_HIDDEN int m2p_key_is_private(const m2p_key *k);
@@ -200,9 +234,22 @@ M2P_HIDDEN m2p_key *m2p_key_from_object(m2p_prov *prov, m2p_token *tok, CK_SESSI
 /* Signs in the token with recovery (bounded retries). *outlen in: size of out. */
 M2P_HIDDEN int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t inlen,
                             unsigned char *out, size_t *outlen);
+/* "yes" or "no (why)": whether the key signs with a session copy (the
+ * M2P_PARAM_SESSION_CACHE key parameter). A key that has not signed yet gets
+ * its copy now, as its first signature would. 1 ok. */
+M2P_HIDDEN int m2p_key_cache_status(m2p_key *k, char *buf, size_t len);
+/* Provider-specific key parameter (utf8 string) with that answer. */
+#define M2P_PARAM_SESSION_CACHE "m2mtls-session-cache"
 M2P_HIDDEN size_t m2p_ec_order_bytes(int nid);
+M2P_HIDDEN int m2p_ec_supported_curve(int nid);
+/* Normalises an encoded EC point to the uncompressed form (*out: OPENSSL_free). */
+M2P_HIDDEN int m2p_ec_point_uncompressed(m2p_prov *prov, int nid, const unsigned char *in,
+                                         size_t inlen, unsigned char **out, size_t *outlen);
 
 /* ---- algorithm tables ----------------------------------------------------- */
+/* signature algorithm names of this provider alone (see provider.c) */
+#define M2P_SIG_ECDSA "M2MTLS-ECDSA"
+#define M2P_SIG_RSA "M2MTLS-RSA"
 extern const OSSL_DISPATCH m2p_ec_keymgmt_functions[] M2P_HIDDEN;
 extern const OSSL_DISPATCH m2p_rsa_keymgmt_functions[] M2P_HIDDEN;
 extern const OSSL_DISPATCH m2p_ecdsa_signature_functions[] M2P_HIDDEN;

@@ -2,7 +2,7 @@
 /*
  * SIGNATURE: ECDSA, RSA PKCS#1 v1.5 and RSA-PSS. The digest is computed here
  * (fallback library context: never this provider) and the token gets a raw
- * mechanism: CKM_ECDSA (raw r||s converted to DER), CKM_RSA_PKCS over a
+ * mechanism: CKM_ECDSA (raw r||s encoded by i2d_ECDSA_SIG), CKM_RSA_PKCS over a
  * DigestInfo, CKM_RSA_PKCS_PSS. Verification uses the public key locally.
  */
 #include <stdio.h>
@@ -75,6 +75,7 @@ typedef struct {
     EVP_MD *md;
     const digest_info *di;
     EVP_MD_CTX *mdctx;              /* digest-sign/verify running hash */
+    int mdctx_fresh;                /* mdctx initialised and not used since */
     EVP_MD *mgf1;
     const digest_info *mgf1_di;
     int pad;                        /* RSA_PKCS1_PADDING / RSA_PKCS1_PSS_PADDING */
@@ -244,64 +245,34 @@ static size_t rsa_mod_bits(const sigctx *c)
 static int local_op(sigctx *c, int sign, unsigned char *sig, size_t *siglen, size_t sigsize,
                     const unsigned char *tbs, size_t tbslen);
 
-/* DER length octets; returns their count (writes them when out != NULL). */
-static size_t der_len(size_t len, unsigned char *out)
+/* ECDSA-Sig-Value { r, s } (DER) into sig from the token's raw r || s (each
+ * ob bytes); maxlen: the longest it can be (the key's signature size). 1 ok. */
+static int ecdsa_der(const unsigned char *rs, size_t ob, size_t maxlen, unsigned char *sig,
+                     size_t *siglen, size_t sigsize)
 {
-    if (len < 128) {
-        if (out != NULL)
-            out[0] = (unsigned char)len;
-        return 1;
-    }
-    if (len < 256) {
-        if (out != NULL) {
-            out[0] = 0x81;
-            out[1] = (unsigned char)len;
-        }
-        return 2;
-    }
-    if (out != NULL) {
-        out[0] = 0x82;
-        out[1] = (unsigned char)(len >> 8);
-        out[2] = (unsigned char)len;
-    }
-    return 3;
-}
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(rs, (int)ob, NULL), *sv = BN_bin2bn(rs + ob, (int)ob, NULL);
+    unsigned char *p = sig;
+    int len, ok = 0;
 
-/* INTEGER from a big-endian unsigned value (minimal, with a 0 when the top bit is set). */
-static size_t der_uint(const unsigned char *v, size_t n, unsigned char *out)
-{
-    size_t lead, body, h;
-
-    while (n > 1 && v[0] == 0) {
-        v++;
-        n--;
+    if (es == NULL || r == NULL || sv == NULL || !ECDSA_SIG_set0(es, r, sv)) {
+        BN_free(r);
+        BN_free(sv);
+        goto done;
     }
-    lead = (v[0] & 0x80) ? 1 : 0;
-    body = n + lead;
-    h = 1 + der_len(body, NULL);
-    if (out != NULL) {
-        out[0] = 0x02;
-        der_len(body, out + 1);
-        if (lead)
-            out[h] = 0;
-        memcpy(out + h + lead, v, n);
+    /* the length first only when the buffer could be too small: an
+     * encoding costs as much as the rest of this provider's work */
+    if (sigsize < maxlen && ((len = i2d_ECDSA_SIG(es, NULL)) <= 0 || (size_t)len > sigsize)) {
+        M2P_ERR(M2P_R_INTERNAL, "signature buffer too small");
+        goto done;
     }
-    return h + body;
-}
-
-/* ECDSA-Sig-Value { r, s } from the token's raw r || s (each ob bytes). */
-static size_t ecdsa_der(const unsigned char *rs, size_t ob, unsigned char *out)
-{
-    size_t lr = der_uint(rs, ob, NULL), ls = der_uint(rs + ob, ob, NULL);
-    size_t body = lr + ls, h = 1 + der_len(body, NULL);
-
-    if (out != NULL) {
-        out[0] = 0x30;
-        der_len(body, out + 1);
-        der_uint(rs, ob, out + h);
-        der_uint(rs + ob, ob, out + h + lr);
-    }
-    return h + body;
+    if ((len = i2d_ECDSA_SIG(es, &p)) <= 0)
+        goto done;
+    *siglen = (size_t)len;
+    ok = 1;
+done:
+    ECDSA_SIG_free(es);
+    return ok;
 }
 
 static int sign_hash(sigctx *c, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -315,7 +286,7 @@ static int sign_hash(sigctx *c, unsigned char *sig, size_t *siglen, size_t sigsi
     if (c->key->soft)
         return local_op(c, 1, sig, siglen, sigsize, tbs, tbslen);
     if (!c->rsa) {
-        size_t ob = m2p_ec_order_bytes(c->key->nid), dlen;
+        size_t ob = m2p_ec_order_bytes(c->key->nid);
 
         mech.mechanism = CKM_ECDSA;
         if (!m2p_key_sign(c->key, &mech, tbs, tbslen, buf, &len))
@@ -324,13 +295,7 @@ static int sign_hash(sigctx *c, unsigned char *sig, size_t *siglen, size_t sigsi
             M2P_ERR(M2P_R_PKCS11, "C_Sign: unexpected ECDSA signature length %zu", len);
             return 0;
         }
-        dlen = ecdsa_der(buf, ob, NULL);
-        if (dlen > sigsize) {
-            M2P_ERR(M2P_R_INTERNAL, "signature buffer too small");
-            return 0;
-        }
-        *siglen = ecdsa_der(buf, ob, sig);
-        return 1;
+        return ecdsa_der(buf, ob, sig_size(c), sig, siglen, sigsize);
     }
     if (c->pad == RSA_PKCS1_PADDING) {
         unsigned char in[MAX_DIGEST + 32];
@@ -467,6 +432,7 @@ static int digest_init(sigctx *c, const char *mdname, void *key, int op, const O
         return 0;
     if (!EVP_DigestInit_ex2(c->mdctx, c->md, NULL))
         return 0;
+    c->mdctx_fresh = 1;
     c->aid_len = 0;
     return sig_set_ctx_params(c, params);
 }
@@ -487,6 +453,7 @@ static int sig_digest_update(void *vctx, const unsigned char *data, size_t datal
 {
     sigctx *c = vctx;
 
+    c->mdctx_fresh = 0;
     return c->mdctx != NULL && EVP_DigestUpdate(c->mdctx, data, datalen);
 }
 
@@ -502,9 +469,22 @@ static int sig_digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen,
         *siglen = sig_size(c);
         return 1;
     }
+    c->mdctx_fresh = 0;
     if (!EVP_DigestFinal_ex(c->mdctx, h, &hlen))
         return 0;
     return sign_hash(c, sig, siglen, sigsize, h, hlen);
+}
+
+/* The digest of a one-shot digest-sign/verify, in the context digest_init
+ * prepared (a context of its own would cost an allocation and an init more
+ * per signature); a later init starts it again. */
+static int one_shot_digest(sigctx *c, const unsigned char *tbs, size_t tbslen, unsigned char *h,
+                           unsigned int *hlen)
+{
+    if (c->mdctx == NULL || !c->mdctx_fresh)    /* after updates, or a second one-shot */
+        return EVP_Digest(tbs, tbslen, h, hlen, c->md, NULL);
+    c->mdctx_fresh = 0;
+    return EVP_DigestUpdate(c->mdctx, tbs, tbslen) && EVP_DigestFinal_ex(c->mdctx, h, hlen);
 }
 
 static int sig_digest_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -520,7 +500,7 @@ static int sig_digest_sign(void *vctx, unsigned char *sig, size_t *siglen, size_
         *siglen = sig_size(c);
         return 1;
     }
-    if (!EVP_Digest(tbs, tbslen, h, &hlen, c->md, NULL))
+    if (!one_shot_digest(c, tbs, tbslen, h, &hlen))
         return 0;
     return sign_hash(c, sig, siglen, sigsize, h, hlen);
 }
@@ -531,7 +511,10 @@ static int sig_digest_verify_final(void *vctx, const unsigned char *sig, size_t 
     unsigned char h[MAX_DIGEST];
     unsigned int hlen = 0;
 
-    if (c->key == NULL || c->mdctx == NULL || !EVP_DigestFinal_ex(c->mdctx, h, &hlen))
+    if (c->key == NULL || c->mdctx == NULL)
+        return 0;
+    c->mdctx_fresh = 0;
+    if (!EVP_DigestFinal_ex(c->mdctx, h, &hlen))
         return 0;
     return verify_hash(c, sig, siglen, h, hlen);
 }
@@ -543,7 +526,7 @@ static int sig_digest_verify(void *vctx, const unsigned char *sig, size_t siglen
     unsigned char h[MAX_DIGEST];
     unsigned int hlen = 0;
 
-    if (c->key == NULL || c->md == NULL || !EVP_Digest(tbs, tbslen, h, &hlen, c->md, NULL))
+    if (c->key == NULL || c->md == NULL || !one_shot_digest(c, tbs, tbslen, h, &hlen))
         return 0;
     return verify_hash(c, sig, siglen, h, hlen);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Token access: the PKCS#11 module (loaded lazily, re-initialised after fork),
- * tokens, the per-token session pool, login (a refused PIN is never presented
- * again) and signing with bounded recovery.
+ * tokens, the per-token session pool and login (a refused PIN is never
+ * presented again). Signing with recovery is the key's (key.c).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -16,6 +16,33 @@
 #include <openssl/params.h>
 
 #include "provider.h"
+
+/* ---- fork detection --------------------------------------------------------- */
+
+static unsigned long forks;     /* fork()s this process went through (atomic) */
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    __atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+}
+
+/* glibc removes a module's fork handlers when it is unloaded (dlclose runs
+ * __cxa_finalize, which unregisters them); this one touches nothing else. */
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, count_fork);
+}
+
+void m2p_forks_init(void)
+{
+    pthread_once(&forks_once, register_fork_handler);
+}
+
+unsigned long m2p_forks(void)
+{
+    return __atomic_load_n(&forks, __ATOMIC_ACQUIRE);
+}
 
 m2p_module *m2p_module_new(m2p_prov *prov)
 {
@@ -105,7 +132,7 @@ static int module_init_locked(m2p_module *mod)
         M2P_ERR_CK("C_Initialize", rv);
         return 0;
     }
-    ATOMIC_SET(mod->pid, getpid());
+    ATOMIC_SET(mod->forks, m2p_forks());
     __atomic_add_fetch(&mod->gen, 1, __ATOMIC_ACQ_REL);
     ATOMIC_SET(mod->initialized, 1);
     return 1;
@@ -115,14 +142,20 @@ int m2p_module_ready(m2p_module *mod, unsigned long *gen)
 {
     int ok = 1;
 
-    /* the common case without a lock: initialised, by this process */
-    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->pid) == getpid()) {
+    if (mod->prov->config_error != NULL) {
+        M2P_ERR(M2P_R_CONFIG, "%s", mod->prov->config_error);
+        return 0;
+    }
+    /* the common case without a lock (nor a system call: getpid() costs
+     * more than the rest of this provider's work per signature in some
+     * virtual machines): initialised, by this process */
+    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->forks) == m2p_forks()) {
         if (gen != NULL)
             *gen = ATOMIC_GET(mod->gen);
         return 1;
     }
     pthread_mutex_lock(&mod->lock);
-    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->pid) != getpid()) {
+    if (ATOMIC_GET(mod->initialized) && ATOMIC_GET(mod->forks) != m2p_forks()) {
         /* forked child: every session and login of the parent is gone */
         ok = module_init_locked(mod);
     } else if (!ATOMIC_GET(mod->initialized)) {
@@ -373,7 +406,7 @@ static void module_restart(m2p_module *mod)
     ERR_set_mark();
     mod->f->C_Finalize(NULL);
     if (mod->f->C_Initialize(&args) == CKR_OK) {
-        ATOMIC_SET(mod->pid, getpid());
+        ATOMIC_SET(mod->forks, m2p_forks());
         __atomic_add_fetch(&mod->gen, 1, __ATOMIC_ACQ_REL);
     } else {
         ATOMIC_SET(mod->initialized, 0);   /* m2p_module_ready() tries again, and reports */
@@ -416,10 +449,13 @@ retry:
         ss = CK_INVALID_HANDLE;
         pthread_mutex_lock(&tok->lock);
         if (tok->gen != gen) {
-            /* module re-initialised (fork): the pooled handles mean nothing now */
+            /* module re-initialised (fork): the pooled handles, the keeper
+             * and its copies mean nothing now */
             tok->npool = 0;
             tok->logged_in = 0;
             tok->gen = gen;
+            tok->keeper = CK_INVALID_HANDLE;
+            __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
         }
         if (tok->login_failed) {
             CK_RV lf = tok->login_failed;
@@ -510,7 +546,7 @@ void m2p_session_drop(m2p_token *tok, CK_SESSION_HANDLE s)
 
 void m2p_token_reset(m2p_token *tok, int logged_out_only)
 {
-    CK_SESSION_HANDLE *old = NULL;
+    CK_SESSION_HANDLE *old = NULL, keeper;
     size_t n = 0, i;
 
     pthread_mutex_lock(&tok->lock);
@@ -521,10 +557,75 @@ void m2p_token_reset(m2p_token *tok, int logged_out_only)
         tok->pool = NULL;
         tok->npool = tok->cappool = 0;
     }
+    /* The device went away: closing the keeper destroys whatever is left
+     * of the copies, and the next signatures make new ones. A logout alone
+     * leaves the keeper open: each key learns that its copy is gone. */
+    keeper = logged_out_only ? CK_INVALID_HANDLE : tok->keeper;
+    if (!logged_out_only) {
+        tok->keeper = CK_INVALID_HANDLE;
+        __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
+    }
     pthread_mutex_unlock(&tok->lock);
     for (i = 0; i < n; i++)
         tok->mod->f->C_CloseSession(old[i]);
     OPENSSL_free(old);
+    if (keeper != CK_INVALID_HANDLE)
+        tok->mod->f->C_CloseSession(keeper);
+}
+
+unsigned long m2p_token_keeper_epoch(m2p_token *tok)
+{
+    return __atomic_load_n(&tok->keeper_epoch, __ATOMIC_ACQUIRE);
+}
+
+/* with tok->lock held */
+static CK_RV copy_locked(m2p_token *tok, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *copy)
+{
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl = { CKA_TOKEN, &no, sizeof(no) };
+    CK_RV rv;
+
+    if (tok->keeper == CK_INVALID_HANDLE) {
+        /* read-only: session objects may be made in any session */
+        rv = tok->mod->f->C_OpenSession(tok->slot, CKF_SERIAL_SESSION, NULL, NULL, &tok->keeper);
+        if (rv != CKR_OK) {
+            tok->keeper = CK_INVALID_HANDLE;
+            return rv;
+        }
+    }
+    return tok->mod->f->C_CopyObject(tok->keeper, obj, &tmpl, 1, copy);
+}
+
+CK_RV m2p_token_copy_key(m2p_token *tok, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *copy,
+                         unsigned long *epoch)
+{
+    CK_RV rv;
+
+    /* under the lock: a reset cannot close the keeper between its opening
+     * and the copy, and the epoch returned is the copy's */
+    pthread_mutex_lock(&tok->lock);
+    rv = copy_locked(tok, obj, copy);
+    if (rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED) {
+        /* the keeper was closed behind our back: a new one, once */
+        tok->keeper = CK_INVALID_HANDLE;
+        __atomic_add_fetch(&tok->keeper_epoch, 1, __ATOMIC_ACQ_REL);
+        rv = copy_locked(tok, obj, copy);
+    }
+    *epoch = tok->keeper_epoch;
+    pthread_mutex_unlock(&tok->lock);
+    return rv;
+}
+
+void m2p_token_drop_copy(m2p_token *tok, CK_OBJECT_HANDLE copy, unsigned long epoch)
+{
+    pthread_mutex_lock(&tok->lock);
+    /* not after a module restart the keeper has not seen yet, nor in a
+     * forked child that has not re-initialised the module (the handles
+     * there are its parent's) */
+    if (tok->keeper != CK_INVALID_HANDLE && tok->keeper_epoch == epoch
+        && tok->gen == ATOMIC_GET(tok->mod->gen) && ATOMIC_GET(tok->mod->forks) == m2p_forks())
+        tok->mod->f->C_DestroyObject(tok->keeper, copy);
+    pthread_mutex_unlock(&tok->lock);
 }
 
 CK_RV m2p_get_attr(m2p_token *tok, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
@@ -572,146 +673,4 @@ long m2p_find(m2p_token *tok, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG 
         return -(long)(rv == 0 ? 1 : rv);
     }
     return (long)cnt;
-}
-
-/* ---- signing with recovery ------------------------------------------------- */
-
-/* The key's object handle valid for generation gen; CKR_OK or a CKR_. */
-static CK_RV key_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen, CK_OBJECT_HANDLE *h)
-{
-    CK_ATTRIBUTE tmpl[3];
-    CK_ULONG n = 0;
-    CK_OBJECT_HANDLE found;
-    long cnt;
-
-    pthread_mutex_lock(&k->lock);
-    if (k->gen == gen && k->handle != CK_INVALID_HANDLE) {
-        *h = k->handle;
-        pthread_mutex_unlock(&k->lock);
-        return CKR_OK;
-    }
-    pthread_mutex_unlock(&k->lock);
-    if (k->id == NULL && k->label == NULL)
-        return CKR_OBJECT_HANDLE_INVALID;
-    tmpl[n].type = CKA_CLASS;
-    tmpl[n].pValue = &k->cls;
-    tmpl[n++].ulValueLen = sizeof(k->cls);
-    if (k->id != NULL) {
-        tmpl[n].type = CKA_ID;
-        tmpl[n].pValue = k->id;
-        tmpl[n++].ulValueLen = k->id_len;
-    }
-    if (k->label != NULL) {
-        tmpl[n].type = CKA_LABEL;
-        tmpl[n].pValue = k->label;
-        tmpl[n++].ulValueLen = strlen(k->label);
-    }
-    cnt = m2p_find(k->tok, s, tmpl, n, &found, 1);
-    if (cnt < 0)
-        return (CK_RV)(-cnt);
-    if (cnt == 0)
-        return CKR_KEY_HANDLE_INVALID;
-    pthread_mutex_lock(&k->lock);
-    k->handle = found;
-    k->gen = gen;
-    pthread_mutex_unlock(&k->lock);
-    *h = found;
-    return CKR_OK;
-}
-
-static void key_forget_handle(m2p_key *k)
-{
-    pthread_mutex_lock(&k->lock);
-    k->handle = CK_INVALID_HANDLE;
-    pthread_mutex_unlock(&k->lock);
-}
-
-int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t inlen,
-                 unsigned char *out, size_t *outlen)
-{
-    m2p_token *tok = k->tok;
-    int attempt;
-    CK_RV rv = CKR_GENERAL_ERROR;
-    const char *fn = "C_Sign";
-
-    if (tok == NULL || k->cls != CKO_PRIVATE_KEY) {
-        M2P_ERR(M2P_R_UNSUPPORTED, "not a private key in a token");
-        return 0;
-    }
-    ERR_set_mark();
-    for (attempt = 0; attempt < M2P_MAX_RETRIES; attempt++) {
-        CK_SESSION_HANDLE s;
-        CK_OBJECT_HANDLE h;
-        CK_ULONG len = (CK_ULONG)*outlen;
-        unsigned long gen;
-
-        if (!m2p_session_get(tok, &s, NULL)) {
-            ERR_clear_last_mark();
-            return 0;
-        }
-        pthread_mutex_lock(&tok->lock);
-        gen = tok->gen;
-        pthread_mutex_unlock(&tok->lock);
-        fn = "C_FindObjects";
-        rv = key_handle(k, s, gen, &h);
-        if (rv == CKR_OK) {
-            fn = "C_SignInit";
-            rv = tok->mod->f->C_SignInit(s, mech, h);
-            if (rv == CKR_OK) {
-                fn = "C_Sign";
-                rv = tok->mod->f->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)inlen, out, &len);
-            }
-        }
-        switch (rv) {
-        case CKR_OK:
-            m2p_session_put(tok, s);
-            ERR_pop_to_mark();
-            *outlen = len;
-            return 1;
-        case CKR_SESSION_HANDLE_INVALID:
-        case CKR_SESSION_CLOSED:
-            /* sessions closed under us: that may have ended the login too,
-             * and a logout invalidates private object handles (SoftHSM): find
-             * the key again now rather than spend an attempt learning it */
-            m2p_session_drop(tok, s);
-            m2p_token_reset(tok, 1);
-            key_forget_handle(k);
-            continue;
-        case CKR_USER_NOT_LOGGED_IN:
-            m2p_token_reset(tok, 1);
-            key_forget_handle(k);
-            m2p_session_put(tok, s);
-            continue;
-        case CKR_OBJECT_HANDLE_INVALID:
-        case CKR_KEY_HANDLE_INVALID:
-            /* a private object disappears when the token is logged out */
-            key_forget_handle(k);
-            m2p_token_reset(tok, 1);
-            m2p_session_put(tok, s);
-            continue;
-        case CKR_DEVICE_REMOVED:
-        case CKR_TOKEN_NOT_PRESENT:
-        case CKR_DEVICE_ERROR:
-        case CKR_OPERATION_ACTIVE:
-            m2p_session_drop(tok, s);
-            m2p_token_reset(tok, 0);
-            key_forget_handle(k);
-            continue;
-        case CKR_CRYPTOKI_NOT_INITIALIZED:
-            m2p_token_reset(tok, 0);
-            pthread_mutex_lock(&tok->mod->lock);
-            ATOMIC_SET(tok->mod->initialized, 0);
-            pthread_mutex_unlock(&tok->mod->lock);
-            continue;
-        default:
-            m2p_session_put(tok, s);
-            ERR_pop_to_mark();
-            M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2c_ckr_name(rv));
-            return 0;
-        }
-    }
-    ERR_pop_to_mark();
-    M2P_ERR(M2P_R_PKCS11, "%s: %s (gave up after %d attempts)", fn, m2c_ckr_name(rv),
-            M2P_MAX_RETRIES);
-    return 0;
 }

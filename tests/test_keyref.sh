@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # `m2mtls keyref` and `m2mtls csr` with keys in a real SoftHSM token, as a
 # user runs them: generate, list, write and show key references (reachable,
-# wrong PIN, missing token), a CSR signed inside the token, bad arguments.
-# usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-m2mtls.so
+# wrong PIN, missing token, cached in session or not and why), a CSR signed
+# inside the token, bad arguments.
+# usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-m2mtls.so [PATH-TO-fault_pkcs11.so]
 set -u
 M2MTLS=${1:?usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-provider}
 PROVIDER=${2:?usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-provider}
+FAULTS=${3:-}
 MODULE=/usr/lib/softhsm/libsofthsm2.so
 [ -r "$MODULE" ] || { echo "SoftHSM is not installed ($MODULE): apt-get install softhsm2"; exit 1; }
 command -v softhsm2-util >/dev/null || { echo "softhsm2-util not found: apt-get install softhsm2"; exit 1; }
@@ -26,7 +28,7 @@ mkdir "$T/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$T" >"$T/softhsm2.conf"
 export SOFTHSM2_CONF="$T/softhsm2.conf"
 softhsm2-util --init-token --free --label kr --pin 1234 --so-pin 5678 >/dev/null || { echo "cannot init a token"; exit 1; }
-conf() { # FILE PIN
+conf() { # FILE PIN [MORE-LINES [MODULE]]
     cat >"$1" <<CNF
 openssl_conf = openssl_init
 [openssl_init]
@@ -38,8 +40,9 @@ m2mtls = m2mtls_sect
 activate = 1
 [m2mtls_sect]
 module = $PROVIDER
-pkcs11-module-path = $MODULE
+pkcs11-module-path = ${4:-$MODULE}
 pkcs11-module-token-pin = $2
+${3:-}
 activate = 1
 CNF
 }
@@ -68,8 +71,24 @@ expect "write a key reference" 0 "wrote"
 if grep -q "BEGIN PKCS#11 PROVIDER URI" "$T/cse-b.pem"; then ok; else fail "key reference PEM label"; fi
 OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem"
 expect "show: reachable through the provider" 0 "reachable: yes, EC prime256v1, 256 bits"
+if grep -qx "  cached in session: yes" "$T/out"; then ok; else fail "show: the provider signs with a session copy (default)"; fi
 OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem" --json
-if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["reachable"] is True and d["uri"].startswith("pkcs11:")' <"$T/out"; then ok; else fail "show --json"; fi
+if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["reachable"] is True and d["uri"].startswith("pkcs11:"); assert d["cached_in_session"] is True and d["cache_why"] is None' <"$T/out"; then ok; else fail "show --json"; fi
+conf "$T/nocache.cnf" 1234 "pkcs11-module-cache-keys = false"
+OPENSSL_CONF=$T/nocache.cnf run keyref --show "$T/cse-b.pem"
+expect "show with the cache off" 0 "cached in session: no (pkcs11-module-cache-keys = false)"
+OPENSSL_CONF=$T/nocache.cnf run keyref --show "$T/cse-b.pem" --json
+if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cached_in_session"] is False and d["cache_why"]=="pkcs11-module-cache-keys = false"' <"$T/out"; then ok; else fail "show --json with the cache off"; fi
+conf "$T/badcache.cnf" 1234 "pkcs11-module-cache-keys = maybe"
+OPENSSL_CONF=$T/badcache.cnf run keyref --show "$T/cse-b.pem"
+expect "a bad pkcs11-module-cache-keys is a configuration error" 1 "pkcs11-module-cache-keys = maybe: expected true or false"
+if [ -n "$FAULTS" ]; then
+    # a token that refuses C_CopyObject: the key works, from the token object
+    conf "$T/refuse.cnf" 1234 "" "$FAULTS"
+    echo "C_CopyObject CKR_ACTION_PROHIBITED" >"$T/faults"
+    M2MTLS_FAULTS=$T/faults M2MTLS_FAULTS_MODULE=$MODULE OPENSSL_CONF=$T/refuse.cnf run keyref --show "$T/cse-b.pem"
+    expect "show when the token refuses to copy" 0 "cached in session: no (C_CopyObject: CKR_ACTION_PROHIBITED)"
+fi
 OPENSSL_CONF=$T/badpin.cnf run keyref --show "$T/cse-b.pem"
 expect "show with a wrong PIN: not reachable, and why" 1 "CKR_PIN_INCORRECT"
 run keyref --uri 'pkcs11:token=gone;object=cse-b;type=private' --out "$T/gone.pem"

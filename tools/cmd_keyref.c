@@ -25,8 +25,9 @@ static const char usage[] =
     "  --uri, --out   write a key reference: a PEM file ('" M2C_KEYREF_PEM_LABEL "') naming the\n"
     "                 key by URI; programs read it like a key file when openssl.cnf loads\n"
     "                 the m2mtls provider (same format as the pkcs11-provider project)\n"
-    "  --show         what a key reference points to, and whether the key is reachable\n"
-    "                 now (through the provider; exit 1 when it is not)\n"
+    "  --show         what a key reference points to, whether the key is reachable now\n"
+    "                 (through the provider; exit 1 when it is not), and whether the\n"
+    "                 provider signs with a session copy of it ('cached in session')\n"
     "  --generate     an EC P-256 key pair generated inside the token LABEL: the private\n"
     "                 key is sensitive and never extractable; prints its URI (the CKA_ID\n"
     "                 is --id HEX, else random)\n"
@@ -51,6 +52,31 @@ static void describe_key(EVP_PKEY *key, char *buf, size_t len)
              group[0] ? " " : "", group, EVP_PKEY_get_bits(key));
 }
 
+/* Whether the provider signs with a session copy of the key: "yes" or "no
+ * (why)", from the m2mtls provider's key parameter (provider/README.md);
+ * NULL for a key some other provider holds. */
+#define SESSION_CACHE_PARAM "m2mtls-session-cache"
+
+static const char *session_cache(EVP_PKEY *key, char *buf, size_t len)
+{
+    if (key == NULL || !EVP_PKEY_get_utf8_string_param(key, SESSION_CACHE_PARAM, buf, len, NULL))
+        return NULL;
+    return buf;
+}
+
+/* "no (why)" -> "why" */
+static const char *cache_why(const char *status)
+{
+    const char *p = strchr(status, '(');
+    static char why[256];
+
+    if (p == NULL)
+        return NULL;
+    snprintf(why, sizeof why, "%s", p + 1);
+    why[strcspn(why, ")")] = '\0';
+    return why;
+}
+
 static int show(const char *file, int json)
 {
     char why[512];
@@ -60,9 +86,10 @@ static int show(const char *file, int json)
         return EXIT_USAGE;
     }
     EVP_PKEY *key = m2_load_private_key(file, NULL, NULL, why, sizeof why);
-    char what[128] = "";
+    char what[128] = "", cbuf[256];
     if (key != NULL)
         describe_key(key, what, sizeof what);
+    const char *cache = session_cache(key, cbuf, sizeof cbuf);
     if (json) {
         printf("{\"file\": ");
         tool_json_str(stdout, file);
@@ -72,12 +99,16 @@ static int show(const char *file, int json)
         tool_json_str(stdout, key ? what : NULL);
         printf(", \"error\": ");
         tool_json_str(stdout, key ? NULL : why);
+        printf(", \"cached_in_session\": %s, \"cache_why\": ",
+               cache == NULL ? "null" : strcmp(cache, "yes") == 0 ? "true" : "false");
+        tool_json_str(stdout, cache != NULL ? cache_why(cache) : NULL);
         printf("}\n");
     } else {
         printf("%s: key reference\n  uri:       %s\n", file, uri);
-        if (key != NULL)
+        if (key != NULL) {
             printf("  reachable: yes, %s\n", what);
-        else
+            printf("  cached in session: %s\n", cache != NULL ? cache : "unknown (not a key of the m2mtls provider)");
+        } else
             printf("  reachable: no: %s\n  (is OPENSSL_CONF loading the m2mtls provider, with the token's PIN?)\n", why);
     }
     EVP_PKEY_free(key);

@@ -27,8 +27,10 @@ static const char usage[] =
     "                 key references, and the keys and certificates of a token\n"
     "  csr --key KEY (--cse-fqdn NAME | --ae-id //SP/CSE/AE) [--out FILE]\n"
     "                 certificate signing request with the TS-0003 subjectAltName\n"
+#ifdef M2MTLS_WITH_BENCH
     "  bench sign|handshake|policy [--threads N] [--seconds S] [--peers N] [--json|--csv]\n"
     "                 what a key in a token and the verifier cost, next to their baselines\n"
+#endif
     "\n"
     "  m2mtls <command> --help   details of one command\n"
     "  m2mtls --version          the version, and the OpenSSL versions it was built\n"
@@ -61,8 +63,10 @@ int main(int argc, char **argv)
         return cmd_connect(argc - 1, argv + 1);
     if (strcmp(cmd, "csr") == 0)
         return cmd_csr(argc - 1, argv + 1);
+#ifdef M2MTLS_WITH_BENCH
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+#endif
     if (strcmp(cmd, "demo") == 0)
         return cmd_demo(argc - 1, argv + 1);
     if (strcmp(cmd, "keyref") == 0)

@@ -287,6 +287,14 @@ int p11_sign_session(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label
     return 0;
 }
 
+int p11_session_copy(p11 *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE *copy)
+{
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl = { CKA_TOKEN, &no, sizeof no };
+    CK_RV rv = m->f->C_CopyObject(s, key, &tmpl, 1, copy);
+    return rv == CKR_OK || fail(m, "C_CopyObject", rv);
+}
+
 CK_RV p11_sign(const p11 *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_MECHANISM *mech, const unsigned char *in,
                size_t in_len, unsigned char *sig, size_t *sig_len)
 {

@@ -6,7 +6,7 @@
 #ifndef M2MTLS_TOOL_P11_H
 #define M2MTLS_TOOL_P11_H
 #include <stdio.h>
-#include "pkcs11.h" /* provider/pkcs11.h: the PKCS#11 types */
+#include "pkcs11.h" /* common/pkcs11.h: the PKCS#11 types */
 
 typedef struct p11 {
     void *dl;
@@ -40,6 +40,9 @@ int  p11_module_info(p11 *m, char *buf, size_t len);
 /* A logged-in session of its own and the private key labelled LABEL in it. */
 int  p11_sign_session(p11 *m, CK_SLOT_ID slot, const char *pin, const char *label,
                       CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key);
+/* A session-object copy of KEY (C_CopyObject, CKA_TOKEN false; sensitivity
+ * unchanged), living as long as session S. */
+int  p11_session_copy(p11 *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE *copy);
 /* C_SignInit + C_Sign with MECH over IN (a digest for CKM_ECDSA and
  * CKM_RSA_PKCS_PSS). *SIG_LEN: room in, length out. No m->error: the
  * CK_RV is returned (CKR_OK on success), so threads can share M. */

@@ -73,14 +73,8 @@ static int setup(void **state)
 
     if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_EC2))
         return -1;
-    snprintf(faults, sizeof(faults), "%s/faults", fx.dir);
-    setenv("M2MTLS_FAULTS", faults, 1);
-    snprintf(counts, sizeof(counts), "%s/counts", fx.dir);
-    setenv("M2MTLS_FAULTS_COUNTS", counts, 1);
-    setenv("M2MTLS_FAULTS_MODULE", M2P_SOFTHSM, 1);
-    snprintf(conf, sizeof(conf), "%s/faults.cnf", fx.dir);
-    snprintf(body, sizeof(body), "file:%s", fx.pinfile);
-    if (!fx_write_conf(conf, FX_ORDER_LAST, body, FAULT_MODULE) || !OSSL_LIB_CTX_load_config(NULL, conf))
+    if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf)
+        || !OSSL_LIB_CTX_load_config(NULL, conf))
         return -1;
     ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     skey = fx_load(NULL, FX_EC_URI);

@@ -46,13 +46,14 @@ enum {
     F_Initialize, F_Finalize, F_GetInfo, F_GetSlotList, F_GetSlotInfo, F_GetTokenInfo,
     F_GetMechanismList, F_GetMechanismInfo, F_OpenSession, F_CloseSession, F_CloseAllSessions,
     F_GetSessionInfo, F_Login, F_Logout, F_GetAttributeValue, F_FindObjectsInit, F_FindObjects,
-    F_FindObjectsFinal, F_SignInit, F_Sign, F_COUNT
+    F_FindObjectsFinal, F_SignInit, F_Sign, F_CopyObject, F_DestroyObject, F_COUNT
 };
 static const char *const fn_names[F_COUNT] = {
     "C_Initialize", "C_Finalize", "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo",
     "C_GetMechanismList", "C_GetMechanismInfo", "C_OpenSession", "C_CloseSession",
     "C_CloseAllSessions", "C_GetSessionInfo", "C_Login", "C_Logout", "C_GetAttributeValue",
     "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_SignInit", "C_Sign",
+    "C_CopyObject", "C_DestroyObject",
 };
 static unsigned long calls[F_COUNT], injected[F_COUNT];
 
@@ -349,6 +350,17 @@ static CK_RV w_Sign(CK_SESSION_HANDLE h, CK_BYTE *d, CK_ULONG dl, CK_BYTE *sig, 
     return rv;
 }
 
+static CK_RV w_CopyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT_HANDLE *out)
+{
+    CK_RV rv = check(F_CopyObject, SESSION(h));
+    return rv != CKR_OK ? rv : real->C_CopyObject(h, o, t, n, out);
+}
+static CK_RV w_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
+{
+    CK_RV rv = check(F_DestroyObject, SESSION(h));
+    return rv != CKR_OK ? rv : real->C_DestroyObject(h, o);
+}
+
 static CK_RV w_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR pp);
 
 static int load_real(void)
@@ -394,6 +406,8 @@ static int load_real(void)
     list.C_FindObjectsFinal = w_FindObjectsFinal;
     list.C_SignInit = w_SignInit;
     list.C_Sign = w_Sign;
+    list.C_CopyObject = w_CopyObject;
+    list.C_DestroyObject = w_DestroyObject;
     return 1;
 }
 

@@ -89,14 +89,7 @@ static int setup(void **state)
 
     if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_EC2))
         return -1;
-    snprintf(faults, sizeof(faults), "%s/faults", fx.dir);
-    snprintf(counts, sizeof(counts), "%s/counts", fx.dir);
-    setenv("M2MTLS_FAULTS", faults, 1);
-    setenv("M2MTLS_FAULTS_COUNTS", counts, 1);
-    setenv("M2MTLS_FAULTS_MODULE", M2P_SOFTHSM, 1);
-    snprintf(conf, sizeof(conf), "%s/faults.cnf", fx.dir);
-    snprintf(body, sizeof(body), "file:%s", fx.pinfile);
-    if (!fx_write_conf(conf, FX_ORDER_LAST, body, FAULT_MODULE))
+    if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf))
         return -1;
     /* the server certificate needs the token's public key: read it with the
      * plain SoftHSM configuration, in a library context of its own */

@@ -82,14 +82,8 @@ static int setup(void **state)
                    " --keypairgen --key-type EC:prime256v1 --id 01 --label ec --usage-sign --sensitive >/dev/null",
                    M2P_PKCS11_TOOL, M2P_SOFTHSM))
         return -1;
-    snprintf(faults, sizeof(faults), "%s/faults", fx.dir);
-    snprintf(counts, sizeof(counts), "%s/counts", fx.dir);
-    setenv("M2MTLS_FAULTS", faults, 1);
-    setenv("M2MTLS_FAULTS_COUNTS", counts, 1);
-    setenv("M2MTLS_FAULTS_MODULE", M2P_SOFTHSM, 1);
-    snprintf(conf, sizeof(conf), "%s/faults.cnf", fx.dir);
-    snprintf(body, sizeof(body), "file:%s", fx.pinfile);
-    if (!fx_write_conf(conf, FX_ORDER_LAST, body, FAULT_MODULE) || !OSSL_LIB_CTX_load_config(NULL, conf))
+    if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf)
+        || !OSSL_LIB_CTX_load_config(NULL, conf))
         return -1;
     ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");

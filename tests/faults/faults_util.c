@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "faults_util.h"
+#include "prov_fixture.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -183,3 +185,19 @@ int ft_count(const char *path, const char *fn, unsigned long *calls, unsigned lo
     return 1;
 }
 
+
+int ft_use_fault_module(const char *dir, const char *pinfile, const char *module_path, char *faults,
+                        char *counts, char *conf)
+{
+    char pin[PATH_MAX + 16];
+    size_t n = PATH_MAX + 16;
+
+    snprintf(faults, n, "%s/faults", dir);
+    snprintf(counts, n, "%s/counts", dir);
+    snprintf(conf, n, "%s/faults.cnf", dir);
+    snprintf(pin, sizeof(pin), "file:%s", pinfile);
+    setenv("M2MTLS_FAULTS", faults, 1);
+    setenv("M2MTLS_FAULTS_COUNTS", counts, 1);
+    setenv("M2MTLS_FAULTS_MODULE", M2P_SOFTHSM, 1);
+    return ft_faults(faults, "") && fx_write_conf(conf, FX_ORDER_LAST, pin, module_path);
+}

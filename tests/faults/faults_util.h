@@ -36,4 +36,12 @@ int ft_faults(const char *path, const char *text);
 int ft_count(const char *path, const char *fn, unsigned long *calls, unsigned long *injected);
 
 int ft_write_file(const char *path, const char *text);
+
+/* The fault module in front of SoftHSM, for this process: the control file
+ * DIR/faults (FAULTS, written empty), the counts file DIR/counts (COUNTS),
+ * and DIR/faults.cnf (CONF), an openssl.cnf loading the provider with the
+ * module at MODULE_PATH and the PIN from PINFILE. Each buffer holds PATH_MAX
+ * + 16 bytes. 1 ok. */
+int ft_use_fault_module(const char *dir, const char *pinfile, const char *module_path, char *faults,
+                        char *counts, char *conf);
 #endif

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <openssl/x509v3.h>
+#include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 #include "keyref.h"   /* common/: the key reference codec */
+
+#include <dlfcn.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,6 +36,53 @@ int fx_run(const char *fmt, ...)
     if (rc != 0)
         fprintf(stderr, "fixture: command failed (%d): %s\n", rc, cmd);
     return rc == 0;
+}
+
+const char *fx_cache_status(EVP_PKEY *key)
+{
+    static char buf[256];
+
+    if (!EVP_PKEY_get_utf8_string_param(key, "m2mtls-session-cache", buf, sizeof(buf), NULL))
+        return "(no parameter)";
+    return buf;
+}
+
+long fx_session_keys(void)
+{
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TOKEN, &no, sizeof(no) } };
+    CK_OBJECT_HANDLE h[16];
+    CK_ULONG n = 0, nslots = 8, i;
+    CK_SLOT_ID slots[8];
+    CK_FUNCTION_LIST *f;
+    CK_C_GetFunctionList gfl;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    void *dl = dlopen(M2P_SOFTHSM, RTLD_NOW | RTLD_NOLOAD), *sym;
+    CK_RV rv;
+
+    if (dl == NULL || (sym = dlsym(dl, "C_GetFunctionList")) == NULL)
+        return -1;
+    memcpy(&gfl, &sym, sizeof(gfl));
+    dlclose(dl);    /* still loaded by the provider */
+    if (gfl(&f) != CKR_OK || f->C_GetSlotList(CK_TRUE, slots, &nslots) != CKR_OK)
+        return -1;
+    for (i = 0; i < nslots && s == CK_INVALID_HANDLE; i++) {
+        CK_TOKEN_INFO ti;
+
+        if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, FX_TOKEN " ", 4) == 0
+            && f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+            return -1;
+    }
+    if (s == CK_INVALID_HANDLE)
+        return -1;
+    rv = f->C_FindObjectsInit(s, t, 2);
+    if (rv == CKR_OK) {
+        rv = f->C_FindObjects(s, h, 16, &n);
+        f->C_FindObjectsFinal(s);
+    }
+    f->C_CloseSession(s);
+    return rv == CKR_OK ? (long)n : -1;
 }
 
 int fx_write_conf(const char *path, int order, const char *pin, const char *module_path)

@@ -56,6 +56,13 @@ int fx_write_pem_cert(const char *path, X509 *x);
 /* Does the error queue (printed) contain needle? Clears the queue. */
 int fx_errors_contain(const char *needle);
 int fx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The key parameter m2mtls-session-cache: "yes", "no (why)", or
+ * "(no parameter)" for a key of another provider. */
+const char *fx_cache_status(EVP_PKEY *key);
+/* Private keys of token FX_TOKEN that are session objects, as this process
+ * sees them through the SoftHSM instance the provider loaded: the provider's
+ * session copies. -1 on error. */
+long fx_session_keys(void);
 
 /* A TLS handshake over a loopback TCP socket: the server in a thread. */
 typedef struct {

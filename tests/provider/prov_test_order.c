@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The provider listed before and after default in openssl.cnf: token keys sign,
+/* The provider listed before and after default in openssl.cnf: token keys sign
+ * (with their session copies),
  * ordinary (file) keys keep working, TLS 1.2 / 1.3 with P-256 ECDHE handshake. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,6 +49,15 @@ static void check_order(const char *cnf)
     assert_non_null(rsa_pub = fx_public(rsa, vctx));
     assert_true(fx_sign_verify(ctx, ec, vctx, ec_pub, "SHA256", NULL));
     assert_true(fx_sign_verify(ctx, rsa, vctx, rsa_pub, "SHA256", "digest"));
+    /* the session key cache is on by default, in either order */
+    {
+        char st[64];
+
+        assert_int_equal(EVP_PKEY_get_utf8_string_param(ec, "m2mtls-session-cache", st, sizeof(st), NULL), 1);
+        assert_string_equal(st, "yes");
+        assert_int_equal(EVP_PKEY_get_utf8_string_param(rsa, "m2mtls-session-cache", st, sizeof(st), NULL), 1);
+        assert_string_equal(st, "yes");
+    }
     /* verification in this context too (public keys may land in the provider) */
     assert_true(fx_sign_verify(ctx, ec, ctx, ec, "SHA256", NULL));
     /* an ordinary key generated in this context still signs and verifies */

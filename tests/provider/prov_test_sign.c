@@ -110,6 +110,12 @@ static void test_oneshot(void **state)
     assert_int_equal(EVP_DigestSign(m, sig, &len, msg, sizeof(msg)), 1);
     assert_int_equal(EVP_DigestVerifyInit_ex(v, NULL, "SHA256", vctx, NULL, ec_pub, NULL), 1);
     assert_int_equal(EVP_DigestVerify(v, sig, len, msg, sizeof(msg)), 1);
+    /* the provider hashes a one-shot in the context the init prepared: a
+     * second one-shot of the same init, of another message, is still right */
+    len = sizeof(sig);
+    assert_int_equal(EVP_DigestSign(m, sig, &len, (const unsigned char *)"another", 7), 1);
+    assert_int_equal(EVP_DigestVerifyInit_ex(v, NULL, "SHA256", vctx, NULL, ec_pub, NULL), 1);
+    assert_int_equal(EVP_DigestVerify(v, sig, len, (const unsigned char *)"another", 7), 1);
     EVP_MD_CTX_free(m);
     EVP_MD_CTX_free(v);
 }
@@ -138,6 +144,9 @@ static void test_pkey_sign(void **state)
             assert_true(EVP_PKEY_CTX_set_rsa_padding(vv, RSA_PKCS1_PSS_PADDING) > 0);
             assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(vv, RSA_PSS_SALTLEN_DIGEST) > 0);
         }
+        len = 8;    /* a buffer too small for any signature: refused, nothing written past it */
+        assert_true(EVP_PKEY_sign(s, sig, &len, h, sizeof(h)) <= 0);
+        ERR_clear_error();
         len = 0;
         assert_int_equal(EVP_PKEY_sign(s, NULL, &len, h, sizeof(h)), 1);
         assert_true(len <= sizeof(sig));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Two threads signing with one key at the same time (session pool). */
+/* Two threads signing with one key at the same time (session pool, session
+ * key cache on). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +38,12 @@ static void run_two(const char *uri)
     for (i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
         assert_true(ok[i]);
+    }
+    {
+        char st[64];    /* the default: both threads signed with the session copy */
+
+        assert_int_equal(EVP_PKEY_get_utf8_string_param(key, "m2mtls-session-cache", st, sizeof(st), NULL), 1);
+        assert_string_equal(st, "yes");
     }
     EVP_PKEY_free(pub);
     EVP_PKEY_free(key);

@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/store.h>
 #include <openssl/x509v3.h>
 #include <m2mtls/policy.h>
 #include "bench.h"
@@ -261,9 +262,24 @@ typedef struct worker {
     pthread_barrier_t *ready;
     atomic_int *stop;
     long count;
+    double cpu;     /* CPU time of the measured loop (user + system) */
     int failed;
     char err[256];
 } worker;
+
+static int cpu_clock; /* bench_use_cpu_clock */
+
+void bench_use_cpu_clock(int on)
+{
+    cpu_clock = on;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static void *work(void *arg)
 {
@@ -272,6 +288,7 @@ static void *work(void *arg)
     if (state == NULL)
         w->failed = 1;
     pthread_barrier_wait(w->ready);
+    double c0 = thread_cpu();
     while (!w->failed && !atomic_load_explicit(w->stop, memory_order_relaxed)) {
         if (!w->op->step(state, w->err, sizeof w->err)) {
             w->failed = 1;
@@ -279,6 +296,7 @@ static void *work(void *arg)
         }
         w->count++;
     }
+    w->cpu = thread_cpu() - c0;
     if (state != NULL)
         w->op->stop(state);
     return NULL;
@@ -311,6 +329,7 @@ double bench_rate(const bench_op *op, int threads, double seconds, char *err, si
     atomic_store(&stop, 1);
     double t1 = bench_now();
     long total = 0;
+    double cpu = 0;
     int failed = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(tid[i], NULL);
@@ -319,9 +338,16 @@ double bench_rate(const bench_op *op, int threads, double seconds, char *err, si
             snprintf(err, len, "%s", w[i].err);
         }
         total += w[i].count;
+        cpu += w[i].cpu;
     }
     pthread_barrier_destroy(&ready);
-    return failed ? -1 : (double)total / (t1 - t0);
+    if (failed)
+        return -1;
+    /* CPU clock: what the threads would do with a CPU each, whatever else
+     * the machine runs (a thread waiting for a lock costs no CPU time) */
+    if (cpu_clock)
+        return cpu > 0 ? (double)total * threads / cpu : 0;
+    return (double)total / (t1 - t0);
 }
 
 #define ROUNDS_MAX 32
@@ -382,7 +408,91 @@ static int write_text(const char *file, const char *text, int mode)
     return ok;
 }
 
-int bench_env_setup(bench_env *e, const char *module, const char *provider)
+const char *bench_pkcs11_provider(const char *given, char *buf, size_t len)
+{
+    const char *cache = getenv("M2MTLS_PKCS11_PROVIDER_CACHE");
+    if (given != NULL)
+        return given;
+    snprintf(buf, len, "%s/pkcs11.so", cache != NULL && *cache ? cache : "/var/cache/m2mtls/pkcs11-provider");
+    return buf;
+}
+
+EVP_PKEY *bench_load_key(OSSL_LIB_CTX *ctx, const char *uri, char *why, size_t len)
+{
+    OSSL_STORE_CTX *st = OSSL_STORE_open_ex(uri, ctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *k = NULL;
+    while (st != NULL && k == NULL && !OSSL_STORE_eof(st)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            k = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(st);
+    if (k == NULL) {
+        char buf[256];
+        snprintf(why, len, "%s: %s", uri, tool_ssl_error(buf, sizeof buf));
+    }
+    ERR_clear_error();
+    return k;
+}
+
+/* A library context of its own from the openssl.cnf text BODY (written to
+ * DIR/NAME). NULL with WHY. */
+static OSSL_LIB_CTX *own_libctx(const char *dir, const char *name, const char *body, char *why, size_t len)
+{
+    char p[4200], buf[256];
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    if (ctx == NULL || !write_text(bench_path(dir, name, p, sizeof p), body, 0644)
+        || !OSSL_LIB_CTX_load_config(ctx, p)) {
+        snprintf(why, len, "%.300s: %s", p, tool_ssl_error(buf, sizeof buf));
+        OSSL_LIB_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+#define CNF_HEAD "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n[provider_sect]\n" \
+                 "default = default_sect\n%s = prov_sect\n[default_sect]\nactivate = 1\n[prov_sect]\nmodule = %s\n" \
+                 "pkcs11-module-path = %s\npkcs11-module-token-pin = file:%s/pin\n"
+
+/* pkcs11-provider in a context of its own, when its module is there. Its
+ * own defaults, session key cache included; no-deinit: the module is shared
+ * with the rest of the process. */
+static void p11prov_setup(bench_env *e, const char *given)
+{
+    char path[4200], conf[16384], ver[256] = "", vfile[4300];
+    const char *so = bench_pkcs11_provider(given, path, sizeof path);
+    if (access(so, R_OK) != 0) {
+        snprintf(e->p11prov_why, sizeof e->p11prov_why,
+                 "absent (%s: %s; tools/bench/get-pkcs11-provider.sh fetches it, or --pkcs11-provider PATH)", so,
+                 strerror(errno));
+        return;
+    }
+    snprintf(conf, sizeof conf, CNF_HEAD "pkcs11-module-quirks = no-deinit\nactivate = 1\n", "pkcs11", so, e->module,
+             e->dir);
+    char why[512];
+    if ((e->p11prov = own_libctx(e->dir, "openssl-p11prov.cnf", conf, why, sizeof why)) == NULL) {
+        snprintf(e->p11prov_why, sizeof e->p11prov_why, "cannot load %s: %s", so, why);
+        return;
+    }
+    /* the version the fetch script wrote next to the module, else the path */
+    snprintf(vfile, sizeof vfile, "%s", so);
+    char *slash = strrchr(vfile, '/');
+    FILE *f = NULL;
+    if (slash != NULL) {
+        snprintf(slash + 1, sizeof vfile - (size_t)(slash + 1 - vfile), "VERSION");
+        f = fopen(vfile, "r");
+    }
+    if (f != NULL && fgets(ver, sizeof ver, f) != NULL)
+        ver[strcspn(ver, "\n")] = '\0';
+    if (f != NULL)
+        fclose(f);
+    snprintf(e->p11prov_desc, sizeof e->p11prov_desc, "%s", ver[0] ? ver : so);
+}
+
+int bench_env_setup(bench_env *e, const char *module, const char *provider, const char *pkcs11_provider)
 {
     char p[4200], conf[16384], why[256];
     memset(e, 0, sizeof *e);
@@ -423,12 +533,7 @@ int bench_env_setup(bench_env *e, const char *module, const char *provider)
     p11_close(&m);
     snprintf(e->token_desc, sizeof e->token_desc, "%s, %s", info, e->module);
 
-    snprintf(conf, sizeof conf,
-             "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
-             "[provider_sect]\ndefault = default_sect\nm2mtls = m2mtls_sect\n[default_sect]\nactivate = 1\n"
-             "[m2mtls_sect]\nmodule = %s\npkcs11-module-path = %s\npkcs11-module-token-pin = file:%s/pin\n"
-             "activate = 1\n",
-             e->provider, e->module, e->dir);
+    snprintf(conf, sizeof conf, CNF_HEAD "activate = 1\n", "m2mtls", e->provider, e->module, e->dir);
     if (!write_text(bench_path(e->dir, "openssl.cnf", p, sizeof p), conf, 0644))
         return 0;
     if (!OSSL_LIB_CTX_load_config(NULL, p)) {
@@ -436,6 +541,13 @@ int bench_env_setup(bench_env *e, const char *module, const char *provider)
                 tool_ssl_error(why, sizeof why));
         return 0;
     }
+    snprintf(conf, sizeof conf, CNF_HEAD "pkcs11-module-cache-keys = false\nactivate = 1\n", "m2mtls", e->provider,
+             e->module, e->dir);
+    if ((e->nocache = own_libctx(e->dir, "openssl-nocache.cnf", conf, why, sizeof why)) == NULL) {
+        fprintf(stderr, "m2mtls bench: cannot load the provider %s: %s\n", e->provider, why);
+        return 0;
+    }
+    p11prov_setup(e, pkcs11_provider);
     EVP_PKEY *ec = EVP_EC_gen("P-256");
     EVP_PKEY *rsa = EVP_RSA_gen(2048);
     int ok = ec != NULL && rsa != NULL
@@ -462,12 +574,12 @@ void bench_env_cleanup(bench_env *e)
 const char *const bench_proto_name[BENCH_PROTOS] = { "TLS 1.2 ECDHE-ECDSA-AES128-SHA256", "TLS 1.3",
                                                      "DTLS 1.2 ECDHE-ECDSA-AES128-CCM8" };
 
-SSL_CTX *bench_ssl_ctx(int proto, int server, X509 *cert, EVP_PKEY *key, X509 *root, m2mtls_policy *policy,
-                       int resume)
+SSL_CTX *bench_ssl_ctx(OSSL_LIB_CTX *libctx, int proto, int server, X509 *cert, EVP_PKEY *key, X509 *root,
+                       m2mtls_policy *policy, int resume)
 {
     const SSL_METHOD *meth = proto == BENCH_DTLS12 ? (server ? DTLS_server_method() : DTLS_client_method())
                                                    : (server ? TLS_server_method() : TLS_client_method());
-    SSL_CTX *ctx = SSL_CTX_new(meth);
+    SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, meth);
     int v = proto == BENCH_TLS12 ? TLS1_2_VERSION : proto == BENCH_TLS13 ? TLS1_3_VERSION : DTLS1_2_VERSION;
     int ok = ctx != NULL && m2mtls_ctx_apply_ts0003_profile(ctx) && SSL_CTX_set_min_proto_version(ctx, v)
              && SSL_CTX_set_max_proto_version(ctx, v) && SSL_CTX_use_certificate(ctx, cert)

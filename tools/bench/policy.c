@@ -104,10 +104,10 @@ static int write_size(const char *dir, size_t peers, pki *k)
  * [2] m2mtls server, [3] m2mtls client. */
 static int make_ctxs(const pki *k, int proto, m2mtls_policy *sp, m2mtls_policy *cp, SSL_CTX *ctx[4])
 {
-    ctx[0] = bench_ssl_ctx(proto, 1, k->server, k->server_key, k->root, NULL, 0);
-    ctx[1] = bench_ssl_ctx(proto, 0, k->client, k->client_key, k->root, NULL, 0);
-    ctx[2] = bench_ssl_ctx(proto, 1, k->server, k->server_key, k->root, sp, 0);
-    ctx[3] = bench_ssl_ctx(proto, 0, k->client, k->client_key, k->root, cp, 0);
+    ctx[0] = bench_ssl_ctx(NULL, proto, 1, k->server, k->server_key, k->root, NULL, 0);
+    ctx[1] = bench_ssl_ctx(NULL, proto, 0, k->client, k->client_key, k->root, NULL, 0);
+    ctx[2] = bench_ssl_ctx(NULL, proto, 1, k->server, k->server_key, k->root, sp, 0);
+    ctx[3] = bench_ssl_ctx(NULL, proto, 0, k->client, k->client_key, k->root, cp, 0);
     return ctx[0] && ctx[1] && ctx[2] && ctx[3];
 }
 

@@ -76,7 +76,11 @@ typedef struct bench_op {
     void (*stop)(void *state);
     void *arg;
 } bench_op;
-/* Units per second over about SECONDS, all threads together; -1 on failure (ERR). */
+/* Units per second over about SECONDS, all threads together; -1 on failure
+ * (ERR). With the CPU clock (bench_use_cpu_clock(1), --clock cpu): per second
+ * of CPU time (user + system) of each thread, so that the load of other
+ * processes hardly moves the figures; waiting (locks) is then not counted. */
+void bench_use_cpu_clock(int on);
 double bench_rate(const bench_op *op, int threads, double seconds, char *err, size_t len);
 /* The variants alternate in short rounds (ROUNDS of them, SECONDS in all per
  * variant): out[v] is variant v's median round. 0 on failure. */
@@ -92,7 +96,20 @@ typedef struct bench_env {
     char ec_file[4200], rsa_file[4200];  /* software keys (PEM) for the default-provider rows */
     CK_SLOT_ID slot;
     int made;                            /* dir to remove */
+    /* Library contexts of their own (never freed: their providers share the
+     * module with the rest of the process until it exits): */
+    OSSL_LIB_CTX *nocache;               /* default + m2mtls, pkcs11-module-cache-keys = false */
+    OSSL_LIB_CTX *p11prov;               /* default + pkcs11-provider; NULL when absent */
+    char p11prov_desc[256];              /* "pkcs11-provider 1.0-3 (trixie, amd64)" */
+    char p11prov_why[600];               /* why there is no p11prov */
 } bench_env;
+
+/* pkcs11-provider's module: GIVEN (--pkcs11-provider), else the cache that
+ * tools/bench/get-pkcs11-provider.sh fills ($M2MTLS_PKCS11_PROVIDER_CACHE,
+ * else /var/cache/m2mtls/pkcs11-provider)/pkcs11.so. */
+const char *bench_pkcs11_provider(const char *given, char *buf, size_t len);
+/* A private key by pkcs11: URI (or file) through CTX's providers; NULL with WHY. */
+EVP_PKEY *bench_load_key(OSSL_LIB_CTX *ctx, const char *uri, char *why, size_t len);
 
 #define BENCH_TOKEN "m2mtls-bench"
 #define BENCH_PIN   "bench-user-pin"
@@ -101,8 +118,10 @@ typedef struct bench_env {
 
 /* Temp dir, SoftHSM token with an EC P-256 ("ec") and an RSA-2048 ("rsa") key
  * generated inside it, software key files, openssl.cnf loading the m2mtls
- * provider into the default library context. 0 with a message on stderr. */
-int  bench_env_setup(bench_env *e, const char *module, const char *provider);
+ * provider into the default library context (session key cache on), the
+ * nocache context and, when PKCS11_PROVIDER (a path, or NULL for the
+ * default cache) is there, the p11prov context. 0 with a message on stderr. */
+int  bench_env_setup(bench_env *e, const char *module, const char *provider, const char *pkcs11_provider);
 void bench_env_cleanup(bench_env *e);
 /* DIR/NAME into buf. */
 const char *bench_path(const char *dir, const char *name, char *buf, size_t len);
@@ -113,12 +132,12 @@ int bench_rmtree(const char *dir);
 enum { BENCH_TLS12 = 0, BENCH_TLS13, BENCH_DTLS12, BENCH_PROTOS };
 extern const char *const bench_proto_name[BENCH_PROTOS];
 /* A context for PROTO (BENCH_TLS12 ...) with the TS-0003 profile, CERT and
- * KEY, SSL_MODE_NO_AUTO_CHAIN; verifying with POLICY (m2mtls_ctx_install)
+ * KEY (in LIBCTX, the key's: NULL = default), SSL_MODE_NO_AUTO_CHAIN; verifying with POLICY (m2mtls_ctx_install)
  * or, when NULL, plain SSL_VERIFY_PEER against ROOT. RESUME: session
  * tickets (one per handshake), else no session cache and no tickets.
  * NULL with a message on stderr. */
-SSL_CTX *bench_ssl_ctx(int proto, int server, X509 *cert, EVP_PKEY *key, X509 *root, m2mtls_policy *policy,
-                       int resume);
+SSL_CTX *bench_ssl_ctx(OSSL_LIB_CTX *libctx, int proto, int server, X509 *cert, EVP_PKEY *key, X509 *root,
+                       m2mtls_policy *policy, int resume);
 
 /* Per-thread transport: for DTLS two connected non-blocking UDP sockets on
  * 127.0.0.1; TLS uses a BIO pair per handshake. */
@@ -138,13 +157,15 @@ void bench_link_close(bench_link *l);
 int bench_handshake(SSL_CTX *sctx, SSL_CTX *cctx, bench_link *l, const char *peer, SSL_SESSION **sess, char *err,
                     size_t len);
 
-/* ---- the three benchmarks (bench_sign.c, bench_handshake.c, bench_policy.c) ---- */
+/* ---- the three benchmarks (sign.c, handshake.c, policy.c) ---- */
 
 typedef struct bench_args {
     int threads;            /* N (the other column is 1 thread) */
     double seconds;         /* per figure */
     const char *key;        /* bench sign --key REF */
     const char *module, *provider;
+    const char *pkcs11_provider;  /* --pkcs11-provider PATH (NULL: the default cache) */
+    int cpu_clock;          /* --clock cpu: per second of CPU time (bench_use_cpu_clock) */
     size_t peers;           /* bench policy --peers N (0: 10k, 100k, 1M) */
     int count;              /* bench policy: handshakes per variant under callgrind;
                                bench sign: fixed-count mode (0: measure time) */

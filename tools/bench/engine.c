@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
-#include "bench_engine.h"
+#include "engine.h"
 
 void *bench_engine_open(const char *module, const char *pin, char *why, size_t len)
 {
@@ -28,7 +28,7 @@ void *bench_engine_open(const char *module, const char *pin, char *why, size_t l
     if (!ENGINE_ctrl_cmd_string(e, "PIN", pin, 0)) {
         snprintf(why, len, "engine pkcs11: PIN refused");
         ERR_clear_error();
-        return NULL; /* never finished: see bench_engine.h */
+        return NULL; /* never finished: see engine.h */
     }
     return e;
 }

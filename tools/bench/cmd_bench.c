@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* m2mtls bench: what a key in a token and the m2mtls verifier cost, each
- * next to its baseline measured in the same run (bench_sign.c,
- * bench_handshake.c, bench_policy.c; output in bench_common.c). */
+ * next to its baseline measured in the same run (sign.c,
+ * handshake.c, policy.c; output in common.c). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,8 @@
 #include "tool.h"
 
 static const char usage[] =
-    "usage: m2mtls bench sign      [--threads N] [--seconds S] [--key REF] [--json|--csv]\n"
-    "       m2mtls bench handshake [--threads N] [--seconds S] [--json|--csv]\n"
+    "usage: m2mtls bench sign      [--threads N] [--seconds S] [--key REF] [--pkcs11-provider PATH] [--json|--csv]\n"
+    "       m2mtls bench handshake [--threads N] [--seconds S] [--pkcs11-provider PATH] [--json|--csv]\n"
     "       m2mtls bench policy    [--peers N] [--seconds S] [--count N] [--no-callgrind] [--json|--csv]\n"
     "\n"
     "Measures what keeping the private key in a PKCS#11 token and verifying peers\n"
@@ -19,10 +19,12 @@ static const char usage[] =
     "table names the machine: CPUs, OpenSSL version, token. sign and handshake\n"
     "make a throw-away SoftHSM token (keys generated inside it) and remove it.\n"
     "\n"
-    "  sign       signatures/s, ECDSA P-256 and RSA-2048-PSS: m2mtls provider,\n"
-    "             raw C_Sign (the ceiling), libp11's engine, a key file\n"
+    "  sign       signatures/s, ECDSA P-256 and RSA-2048-PSS: m2mtls provider (session\n"
+    "             key cache on and off), raw C_Sign on the token object and on a\n"
+    "             session copy (the ceiling), pkcs11-provider, libp11's engine, a key file\n"
     "  handshake  mutual-auth handshakes/s, TLS 1.2 / 1.3 / DTLS 1.2: key in the\n"
-    "             token vs a file, m2mtls verifier vs plain; resumed ones\n"
+    "             token (cached, uncached, pkcs11-provider) vs a file, m2mtls\n"
+    "             verifier vs plain; resumed ones\n"
     "  policy     policy load time and memory for 10,000 / 100,000 / 1,000,000\n"
     "             peers, verifier cost per handshake at each size\n"
     "\n"
@@ -32,14 +34,19 @@ static const char usage[] =
 
 static const char usage_sign[] =
     "usage: m2mtls bench sign [--threads N] [--seconds S] [--key REF] [--module PATH]\n"
-    "                         [--provider PATH] [--json|--csv] [--count N]\n"
+    "                         [--provider PATH] [--pkcs11-provider PATH] [--clock wall|cpu]\n"
+    "                         [--json|--csv] [--count N]\n"
     "\n"
     "ECDSA P-256 (SHA-256) and RSA-2048-PSS signatures per second at 1 and N\n"
-    "threads through: the m2mtls provider (EVP_DigestSign on a key in the token),\n"
-    "raw PKCS#11 C_SignInit + C_Sign on the same token (the ceiling), libp11's\n"
-    "engine on the same token (when libengine-pkcs11-openssl is installed) and\n"
-    "the default provider with a key file. One table, each row's share of the\n"
-    "ceiling. The paths alternate in short rounds; figures are median rounds.\n"
+    "threads, all with the same key in the token, through: raw PKCS#11\n"
+    "C_SignInit + C_Sign on the token object, and on a session copy of it\n"
+    "(C_CopyObject, CKA_TOKEN false: the ceiling); the m2mtls provider\n"
+    "(EVP_DigestSign as libssl signs) with its session key cache on, and off;\n"
+    "pkcs11-provider with its defaults (when its module is there); libp11's\n"
+    "engine (when libengine-pkcs11-openssl is installed); and the default\n"
+    "provider with a key file. A table with each row's share of the ceiling,\n"
+    "then the ratios the goals are about. The paths alternate in short rounds;\n"
+    "figures are median rounds.\n"
     "\n"
     "  --threads N      the second column (default: the number of CPUs)\n"
     "  --seconds S      measuring time per figure (default 2)\n"
@@ -48,24 +55,38 @@ static const char usage_sign[] =
     "                   token; no ceiling then\n"
     "  --module PATH    PKCS#11 module (default $M2MTLS_PKCS11_MODULE, else SoftHSM)\n"
     "  --provider PATH  m2mtls.so (default $M2MTLS_PROVIDER_MODULE, build tree, installed)\n"
+    "  --pkcs11-provider PATH\n"
+    "                   pkcs11-provider's pkcs11.so (default: the cache that\n"
+    "                   tools/bench/get-pkcs11-provider.sh fills, $M2MTLS_PKCS11_PROVIDER_CACHE\n"
+    "                   or /var/cache/m2mtls/pkcs11-provider); its rows say so when absent\n"
+    "  --clock wall|cpu wall: signatures per second of elapsed time (default); cpu:\n"
+    "                   per second of CPU time of each signing thread (user + system),\n"
+    "                   which other load on the machine hardly moves\n"
     "  --count N        no clock: N signatures by each path, one thread, one callgrind\n"
     "                   dump per path (valgrind --tool=callgrind --instr-atstart=no\n"
     "                   m2mtls bench sign --count N): instructions per signature\n";
 
 static const char usage_handshake[] =
     "usage: m2mtls bench handshake [--threads N] [--seconds S] [--module PATH]\n"
-    "                              [--provider PATH] [--json|--csv]\n"
+    "                              [--provider PATH] [--pkcs11-provider PATH] [--clock wall|cpu]\n"
+    "                              [--json|--csv] [--count N]\n"
     "\n"
     "Full mutual-auth handshakes per second, TLS 1.2 (ECDHE-ECDSA-AES128-SHA256),\n"
     "TLS 1.3 and DTLS 1.2 (ECDHE-ECDSA-AES128-CCM8, UDP on 127.0.0.1), at 1 and N\n"
-    "threads: server key in a throw-away SoftHSM token vs in a file, the m2mtls\n"
-    "verifier vs plain SSL_VERIFY_PEER (both with SSL_MODE_NO_AUTO_CHAIN); then\n"
-    "resumed handshakes, each checked to keep the identity label. Client and\n"
-    "server run in this process: figures are whole handshakes.\n"
+    "threads: server key in a throw-away SoftHSM token (the m2mtls provider with\n"
+    "its session key cache on, and off; pkcs11-provider when its module is there)\n"
+    "vs in a file, the m2mtls verifier vs plain SSL_VERIFY_PEER (both with\n"
+    "SSL_MODE_NO_AUTO_CHAIN); then resumed handshakes, each checked to keep the\n"
+    "identity label. Client and server run in this process: figures are whole\n"
+    "handshakes.\n"
     "\n"
     "  --threads N      the second column (default: the number of CPUs)\n"
     "  --seconds S      measuring time per figure (default 2)\n"
-    "  --module PATH, --provider PATH   as for bench sign\n";
+    "  --module PATH, --provider PATH, --pkcs11-provider PATH, --clock wall|cpu\n"
+    "                   as for bench sign\n"
+    "  --count N        no clock: N full handshakes of each variant, one thread, one\n"
+    "                   callgrind dump per variant (valgrind --tool=callgrind\n"
+    "                   --instr-atstart=no m2mtls bench handshake --count N)\n";
 
 static const char usage_policy[] =
     "usage: m2mtls bench policy [--peers N] [--seconds S] [--count N] [--no-callgrind]\n"
@@ -103,6 +124,7 @@ int cmd_bench(int argc, char **argv)
         { "threads", required_argument, NULL, 't' }, { "seconds", required_argument, NULL, 's' },
         { "key", required_argument, NULL, 'k' },     { "module", required_argument, NULL, 'm' },
         { "provider", required_argument, NULL, 'p' }, { "peers", required_argument, NULL, 'n' },
+        { "pkcs11-provider", required_argument, NULL, 'P' }, { "clock", required_argument, NULL, 'T' },
         { "count", required_argument, NULL, 'c' },   { "no-callgrind", no_argument, NULL, 'G' },
         { "json", no_argument, NULL, 'j' },          { "csv", no_argument, NULL, 'v' },
         { "callgrind-child", required_argument, NULL, 'C' },
@@ -111,7 +133,7 @@ int cmd_bench(int argc, char **argv)
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = '\0';
-    bench_args a = { .threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .seconds = 2, .count = sign ? 0 : 30,
+    bench_args a = { .threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .seconds = 2, .count = pol ? 30 : 0,
                      .callgrind = 1, .self = self };
     int format = BENCH_TEXT, ch;
     const char *child_dir = NULL;
@@ -121,8 +143,8 @@ int cmd_bench(int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(ac, av, "h", opts, NULL)) != -1) {
         /* options of another benchmark are usage errors */
-        int bad = ((ch == 't' || ch == 'm' || ch == 'p') && pol) || (ch == 'k' && !sign)
-                  || ((ch == 'n' || ch == 'G' || ch == 'C') && !pol) || (ch == 'c' && hs);
+        int bad = ((ch == 't' || ch == 'm' || ch == 'p' || ch == 'P' || ch == 'T') && pol) || (ch == 'k' && !sign)
+                  || ((ch == 'n' || ch == 'G' || ch == 'C') && !pol);
         if (bad) {
             const char *name = "?";
             for (int i = 0; opts[i].name != NULL; i++)
@@ -165,6 +187,15 @@ int cmd_bench(int argc, char **argv)
         case 'k': a.key = optarg; break;
         case 'm': a.module = optarg; break;
         case 'p': a.provider = optarg; break;
+        case 'P': a.pkcs11_provider = optarg; break;
+        case 'T':
+            if (strcmp(optarg, "wall") != 0 && strcmp(optarg, "cpu") != 0) {
+                fprintf(stderr, "m2mtls bench: --clock %s: expected wall or cpu\n", optarg);
+                return EXIT_USAGE;
+            }
+            bench_use_cpu_clock(strcmp(optarg, "cpu") == 0);
+            a.cpu_clock = strcmp(optarg, "cpu") == 0;
+            break;
         case 'G': a.callgrind = 0; break;
         case 'C': child_dir = optarg; break;
         case 'j': format = BENCH_JSON; break;

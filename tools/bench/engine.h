@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libp11's engine for m2mtls bench sign (bench_engine.c: the only file built
+/* libp11's engine for m2mtls bench sign (engine.c: the only file built
  * with the deprecated ENGINE API). */
 #ifndef M2MTLS_TOOL_BENCH_ENGINE_H
 #define M2MTLS_TOOL_BENCH_ENGINE_H
