@@ -161,36 +161,80 @@ typedef struct m2_eval_opts {
 M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                           const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
 
-/* ---- context.c / session_label.c ----------------------------------------- */
+/* ---- context.c / connection.c / session_label.c / initiator.c ------------ */
 typedef struct m2_ctx_state m2_ctx_state;
 M2_HIDDEN m2_ctx_state   *m2_ctx_state_get(const SSL_CTX *ctx);
 /* A new reference to the context's current policy. */
 M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
+/* The application's session ticket callbacks chained by m2mtls's (NULL if none). */
+M2_HIDDEN void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate_session_ticket_fn *gen,
+                                        SSL_CTX_decrypt_session_ticket_fn *dec, void **arg);
+
+/* A handshake is named by its client and server randoms: they are new for
+ * every handshake (SSL_clear and renegotiation included) and stay the same
+ * through TLS 1.3 post-handshake messages. */
+#define M2_HS_ID_LEN 64
+M2_HIDDEN void m2_hs_id(const SSL *ssl, unsigned char out[M2_HS_ID_LEN]);
+
+/* What one handshake proved about the peer. A proof becomes the connection's
+ * label only once its handshake completed. */
+enum m2_proven { M2_PROVEN_NONE = 0, M2_PROVEN_CHAIN = 1, M2_PROVEN_RESUMED = 2 };
+typedef struct m2_proof {
+    int   how;                          /* enum m2_proven */
+    char *peer_id, *local_id, *cert_name, *anchor;
+    unsigned char anchor_sha256[32];    /* the anchor certificate that verified the chain */
+    unsigned char hs[M2_HS_ID_LEN];     /* the handshake that proved it */
+} m2_proof;
 
 typedef struct m2_conn {
-    m2mtls_policy *policy;     /* snapshot this handshake uses (a reference) */
+    m2_ctx_state  *st;         /* the context `policy` was taken from */
+    m2mtls_policy *policy;     /* snapshot the handshake under way uses (a reference) */
     char *expected;            /* initiator: the association asked for */
-    char *peer_id, *local_id, *cert_name, *anchor;
-    unsigned char anchor_sha256[32];
-    char *reason;
-    int   labelled;            /* label fields valid */
-    int   resume_checked;      /* a resumed session's label was re-checked */
-    void (*app_info_cb)(const SSL *, int, int); /* initiator: the callback ours replaced */
+    m2_proof pending;          /* proven in the handshake under way: not a label yet */
+    m2_proof label;            /* the label, for the handshake that completed */
+    char *bound_id;            /* identity of the connection's first handshake: later ones must name it */
+    char *reason;              /* why the handshake under way (or the last one) was refused */
+    int   settled;             /* settled_hs completed and was settled (label or reason) */
+    unsigned char settled_hs[M2_HS_ID_LEN];
+    void (*app_info_cb)(const SSL *, int, int); /* initiator: the SSL's callback ours replaced */
 } m2_conn;
 
 M2_HIDDEN int      m2_conn_index(void);
 M2_HIDDEN m2_conn *m2_conn_get(const SSL *ssl, int create);
 M2_HIDDEN void     m2_conn_set_reason(m2_conn *c, const char *reason);
-M2_HIDDEN void     m2_conn_clear_label(m2_conn *c);
-/* Binds the verdict to the connection (takes its strings). */
-M2_HIDDEN void     m2_conn_bind(m2_conn *c, m2mtls_verdict *v, const unsigned char *anchor_sha256);
-/* Records the label in the session for resumption. */
-M2_HIDDEN void     m2_session_store_label(SSL *ssl, const m2_conn *c);
-M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
-/* Server: re-checks a session's stored label against POLICY; 1 valid. */
+M2_HIDDEN void     m2_proof_clear(m2_proof *p);
+/* Makes PROOF of the accepted verdict V (takes its strings) for this handshake. */
+M2_HIDDEN void     m2_proof_take(m2_proof *proof, int how, m2mtls_verdict *v,
+                                 const unsigned char anchor_sha256[32], const SSL *ssl);
+/* Takes the current policy of ST as the connection's snapshot. */
+M2_HIDDEN void     m2_conn_use_policy(m2_conn *c, m2_ctx_state *st);
+/* A handshake starts on SSL: nothing of an earlier one carries over but,
+ * for a renegotiation, the identity the connection is bound to. With
+ * SETTLE_PREVIOUS (the randoms are still the previous handshake's) that
+ * handshake is settled first. Takes ST's current policy. */
+M2_HIDDEN void     m2_conn_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previous);
+/* The connection's first handshake completed already (this one is a
+ * renegotiation or a TLS 1.3 post-handshake authentication). */
+M2_HIDDEN int      m2_conn_is_later(const SSL *ssl);
+/* Decides what the handshake under way proves, for the end-of-handshake
+ * checks: 1 with c->pending set, 0 with c->reason set. */
+M2_HIDDEN int      m2_conn_prove(SSL *ssl, m2_conn *c);
+/* When the handshake named by SSL's randoms has completed (COMPLETED),
+ * makes its proof the label, or records why there is none. */
+M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);
+
+/* session_label.c: the label record carried by a session (ticket app data,
+ * followed by the application's own ticket data, if any). */
+M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
+/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted). */
 M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
                                           const char *expected, int role, m2mtls_verdict *out,
                                           unsigned char anchor_sha256[32]);
+M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
+
+/* initiator.c: the client's start of every handshake (a ClientHello
+ * extension callback: it cannot be replaced by the application). */
+M2_HIDDEN int      m2_install_initiator_hook(SSL_CTX *ctx);
 
 M2_HIDDEN char *m2_strdup(const char *s);
 

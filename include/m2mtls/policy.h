@@ -85,6 +85,13 @@ M2MTLS_API int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p);
  * application that needs its own registers it here instead (before it
  * serves); it runs first, and m2mtls's part runs when it returns success. */
 M2MTLS_API int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg);
+/* Servers: m2mtls_ctx_install uses OpenSSL's session ticket callbacks (the
+ * label travels in the ticket). An application that needs its own registers
+ * them here instead: they run first and see only their own ticket app data
+ * (SSL_SESSION_set1_ticket_appdata); a ticket its decrypt callback refuses
+ * is not resumed, one it accepts is still re-checked by the policy. 1 ok. */
+M2MTLS_API int m2mtls_ctx_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_ticket_fn gen,
+                                                SSL_CTX_decrypt_session_ticket_fn dec, void *arg);
 /* Loads the policy's `cert` (leaf + chain) and `key` (PEM file, key
  * reference PEM or pkcs11: URI, through OSSL_STORE) into CTX. 1 ok, 0 error. */
 M2MTLS_API int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p);
