@@ -1,5 +1,6 @@
-/* m2mtls_ctx_install: the hooks that put the policy into every handshake of
- * an SSL_CTX, and the atomic policy swap on a live context.
+/* m2mtls_ctx_install: the verify hook, the per-handshake policy snapshot and
+ * the atomic policy swap on a live SSL_CTX: the hooks that put the policy
+ * into every handshake.
  *
  * Servers: the client hello callback starts each handshake (policy snapshot,
  * session id context, client certificate required, post-handshake

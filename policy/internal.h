@@ -97,6 +97,7 @@ struct m2mtls_policy {
     atomic_int  refs;
     char       *path;
     char       *local_id;
+    char       *sp_id;          /* the `sp-id` line without its "//": own SP when local-id is SP-relative */
     char       *key_ref;        /* resolved path or pkcs11: URI */
     X509       *cert;           /* own leaf */
     STACK_OF(X509) *chain;      /* own chain (may be empty) */

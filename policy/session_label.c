@@ -1,4 +1,5 @@
-/* How labels survive resumption.
+/* Per-connection identity labels, and how they survive resumption (the
+ * labels themselves: connection.c).
  *
  * OpenSSL runs no verification on a resumed handshake, so the label travels
  * in the session itself (ticket app data, which is also kept in the session
