@@ -180,28 +180,30 @@ static int prove_resumed(SSL *ssl, m2_conn *c)
     return 1;
 }
 
-int m2_conn_prove(SSL *ssl, m2_conn *c)
+const m2_proof *m2_conn_prove(SSL *ssl, m2_conn *c)
 {
     unsigned char hs[M2_HS_ID_LEN];
     m2_hs_id(ssl, hs);
+    if (proof_of(&c->label, hs))
+        return &c->label; /* settled already (OpenSSL may still be sending tickets) */
     if (!proof_of(&c->pending, hs)) {
         if (!SSL_session_reused(ssl)) {
             if (c->reason == NULL)
                 m2_conn_set_reason(c, "no peer certificate was verified in this handshake");
-            return 0;
+            return NULL;
         }
         if (!prove_resumed(ssl, c))
-            return 0;
+            return NULL;
     }
     if (!same_as_bound(c, c->pending.peer_id)) {
         m2_proof_clear(&c->pending);
-        return 0;
+        return NULL;
     }
     if (c->bound_id == NULL && (c->bound_id = m2_strdup(c->pending.peer_id)) == NULL) {
         m2_conn_set_reason(c, "out of memory");
-        return 0;
+        return NULL;
     }
-    return 1;
+    return &c->pending;
 }
 
 void m2_conn_settle(const SSL *ssl, m2_conn *c, int completed)
@@ -214,7 +216,7 @@ void m2_conn_settle(const SSL *ssl, m2_conn *c, int completed)
     memcpy(c->settled_hs, hs, M2_HS_ID_LEN);
     m2_proof_clear(&c->label);
     /* The callbacks' view of the SSL is const; the state is ours. */
-    if (!m2_conn_prove((SSL *)ssl, c))
+    if (m2_conn_prove((SSL *)ssl, c) == NULL)
         return;
     c->label = c->pending;
     memset(&c->pending, 0, sizeof c->pending);

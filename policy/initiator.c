@@ -110,7 +110,7 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
     void (*app)(const SSL *, int, int) = c != NULL ? c->app_info_cb : NULL;
     if (app == NULL)
         app = SSL_CTX_get_info_callback(SSL_get_SSL_CTX(ssl));
-    if (app != NULL)
+    if (app != NULL && app != initiator_info_cb)
         app(cssl, where, ret);
 }
 

@@ -218,8 +218,9 @@ M2_HIDDEN void     m2_conn_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int set
  * renegotiation or a TLS 1.3 post-handshake authentication). */
 M2_HIDDEN int      m2_conn_is_later(const SSL *ssl);
 /* Decides what the handshake under way proves, for the end-of-handshake
- * checks: 1 with c->pending set, 0 with c->reason set. */
-M2_HIDDEN int      m2_conn_prove(SSL *ssl, m2_conn *c);
+ * checks: its proof (c->pending, or c->label once settled), or NULL with
+ * c->reason set. */
+M2_HIDDEN const m2_proof *m2_conn_prove(SSL *ssl, m2_conn *c);
 /* When the handshake named by SSL's randoms has completed (COMPLETED),
  * makes its proof the label, or records why there is none. */
 M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);

@@ -145,9 +145,8 @@ static int ticket_gen(SSL *ssl, void *arg)
 {
     m2_conn *c = m2_conn_get(ssl, 0);
     SSL_SESSION *sess = SSL_get_session(ssl);
-    if (c == NULL || sess == NULL)
-        return 0;
-    if (!m2_conn_prove(ssl, c))
+    const m2_proof *proof = c != NULL && sess != NULL ? m2_conn_prove(ssl, c) : NULL;
+    if (proof == NULL)
         return 0;
     SSL_CTX_generate_session_ticket_fn app_gen;
     SSL_CTX_decrypt_session_ticket_fn app_dec;
@@ -162,7 +161,7 @@ static int ticket_gen(SSL *ssl, void *arg)
         free(app);
         app = app_part(sess, &n);
     }
-    ok = ok && write_appdata(sess, &c->pending, app, n);
+    ok = ok && write_appdata(sess, proof, app, n);
     free(app);
     return ok;
 }
