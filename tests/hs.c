@@ -1,5 +1,6 @@
 /* Loopback handshakes: see hs.h. */
 #include "hs.h"
+
 #include "proxy.h"
 
 #include <arpa/inet.h>
