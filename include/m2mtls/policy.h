@@ -76,7 +76,11 @@ M2MTLS_API void m2mtls_verdict_clear(m2mtls_verdict *v);
 /* ---- SSL_CTX ------------------------------------------------------------ */
 
 /* Installs the verifier: requires and verifies the peer certificate on every
- * handshake, labels each connection. Keeps a reference to P. 1 ok, 0 error. */
+ * handshake (in the handshake itself: no post-handshake authentication, no
+ * external PSK, no 0-RTT data, no renegotiation), labels each connection.
+ * Takes the context's client hello, session ticket, "not resumable" and
+ * certificate verify callbacks and a ClientHello extension callback (type
+ * 0xff4d, never sent). Keeps a reference to P. 1 ok, 0 error. */
 M2MTLS_API int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p);
 /* Atomically replaces the policy of a context already installed; handshakes
  * already started finish with the policy they started with. 1 ok, 0 error. */
@@ -101,10 +105,18 @@ M2MTLS_API int m2mtls_ctx_use_credential(SSL_CTX *ctx, const m2mtls_policy *p);
 M2MTLS_API int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx);
 
 /* ---- Connections -------------------------------------------------------- */
+/* A label is what the handshake that completed proved (README "Security
+ * model"): a chain verified in that handshake, or a session resumed in it and
+ * re-checked by the policy of the context the connection ended up on. There
+ * is none before the handshake completed, after it failed, after SSL_clear,
+ * nor during a renegotiation; a second certificate on the connection must
+ * name the same identity or the connection is aborted. Every getter accepts
+ * NULL. */
 
-/* Initiator: the association (peer id) this connection is for. Only that
- * association is accepted; SNI is set to its dNSName when it has one.
- * 1 ok, 0 when the policy has no such association. */
+/* Initiator: the association (peer id) this connection is for, checked
+ * against the current policy of SSL's context (and again when each handshake
+ * starts). Only that association is accepted; SNI is set to its dNSName when
+ * it has one. 1 ok, 0 when the policy has no such association. */
 M2MTLS_API int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id);
 /* Identity bound to the connection (full or resumed handshake), NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_peer_id(const SSL *ssl);
@@ -113,10 +125,15 @@ M2MTLS_API const char *m2mtls_ssl_local_id(const SSL *ssl);
 /* The configured name that matched and the anchor name, NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_peer_cert_name(const SSL *ssl);
 M2MTLS_API const char *m2mtls_ssl_anchor(const SSL *ssl);
-/* Why the peer was refused, NULL if it was not. */
+/* Why the peer was refused (or, after a failed handshake, what the peer did
+ * not prove), NULL if it was not, or if the peer ended the handshake itself. */
 M2MTLS_API const char *m2mtls_ssl_reject_reason(const SSL *ssl);
 /* TS-0003 7.2.1: 1 when FROM (CSE-relative, SP-relative or absolute form)
- * names the identity bound to SSL, 0 otherwise (ORIGINATOR_NOT_AUTHENTICATED). */
+ * names the identity bound to SSL, 0 otherwise (ORIGINATOR_NOT_AUTHENTICATED).
+ * A relative FROM is completed with the receiving CSE's own CSE-ID and SP-ID
+ * (the connection's local id; the policy's `sp-id` line when that local id
+ * is SP-relative), never with the peer's: without an own SP-ID, a relative
+ * FROM does not name an absolute identity. */
 M2MTLS_API int m2mtls_ssl_check_originator(const SSL *ssl, const char *from);
 
 #ifdef __cplusplus
