@@ -139,7 +139,7 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
 
 /* A ticket is made once the handshake has proven what it proves (TLS 1.3:
  * after the client's Finished; TLS 1.2: after the client's Finished, or for
- * a resumption after SNI): the end-of-handshake check runs here, and a
+ * a renewed ticket after SNI): the end-of-handshake check runs here, and a
  * handshake that proved no identity fails with an alert. */
 static int ticket_gen(SSL *ssl, void *arg)
 {
@@ -223,9 +223,9 @@ static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *sess, const unsigned 
     unsigned char sha[32];
     int valid = m2_session_label_valid(c->policy, sess, NULL, M2MTLS_RESPONDER, &v, sha);
     m2mtls_verdict_clear(&v);
-    /* Renewing makes OpenSSL issue a ticket, and so run the end-of-handshake
-     * check of ticket_gen, also for a TLS 1.2 resumption (after SNI). */
-    return valid ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_IGNORE_RENEW;
+    /* (Not renewed unless asked: an OpenSSL client that gets a new ticket
+     * makes its old session object non-resumable.) */
+    return valid ? app : SSL_TICKET_RETURN_IGNORE_RENEW;
 }
 
 int m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st)
