@@ -153,6 +153,8 @@ static conn_log *conn_log_of(const SSL *ssl, int create)
         free(l);
         l = NULL;
     }
+    if (l != NULL && l->client[0] == '\0')
+        snprintf(l->client, sizeof l->client, "-");
     return l;
 }
 
@@ -203,6 +205,10 @@ static void watch(const SSL *ssl, conn_log *l, int where, int ret)
         return;
     }
     if (!SSL_is_server(ssl) || !(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL || l->verdict == 2)
+        return;
+    /* After it was accepted, a connection is "refused" only when the policy
+     * took its label back (a second certificate of another identity). */
+    if (l->verdict == 1 && m2mtls_ssl_peer_id(ssl) != NULL)
         return;
     if (where & SSL_CB_WRITE)
         log_refused(ssl, l, "no peer identity was bound", SSL_alert_desc_string_long(ret));
