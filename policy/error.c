@@ -177,30 +177,6 @@ void m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max)
     b->s[b->len] = '\0';
 }
 
-char *m2_reason_adopt(char *text, m2mtls_reject_code code)
-{
-    if (text == NULL)
-        return NULL;
-    size_t n = strlen(text);
-    char *s = realloc(text, n + 2);
-    if (s == NULL) {
-        free(text);
-        return NULL;
-    }
-    s[n + 1] = (char)code;
-    return s;
-}
-
-char *m2_reason_new(m2mtls_reject_code code, const char *text)
-{
-    return m2_reason_adopt(m2_strdup(text), code);
-}
-
-m2mtls_reject_code m2_reason_code(const char *reason)
-{
-    return reason != NULL ? (m2mtls_reject_code)(unsigned char)reason[strlen(reason) + 1] : M2MTLS_REJECT_NONE;
-}
-
 const char *m2mtls_reject_code_name(m2mtls_reject_code code)
 {
     static const char *const names[] = {
@@ -213,6 +189,7 @@ const char *m2mtls_reject_code_name(m2mtls_reject_code code)
         [M2MTLS_REJECT_PROFILE] = "profile",
         [M2MTLS_REJECT_APPLICATION] = "application",
         [M2MTLS_REJECT_RESUMPTION] = "resumption",
+        [M2MTLS_REJECT_KEY_PROOF] = "key-proof",
         [M2MTLS_REJECT_INTERNAL] = "internal",
     };
     unsigned i = (unsigned)code;

@@ -49,13 +49,6 @@ M2_HIDDEN void  m2_buf_addf(m2_buf *b, const char *fmt, ...) __attribute__((form
 M2_HIDDEN void  m2_buf_add_escaped(m2_buf *b, const unsigned char *s, size_t n, size_t max);
 M2_HIDDEN char *m2_buf_take(m2_buf *b); /* caller owns; NULL on OOM */
 
-/* Reasons carry their class (m2mtls_reject_code) in the byte after their
- * NUL: a verdict keeps the layout of m2mtls_verdict and still answers
- * m2mtls_verdict_code(), and free() releases a reason as any string. Every
- * reason the library hands out (verdicts, connections) is made by these. */
-M2_HIDDEN char *m2_reason_adopt(char *text, m2mtls_reject_code code); /* takes TEXT; NULL on OOM */
-M2_HIDDEN char *m2_reason_new(m2mtls_reject_code code, const char *text); /* a copy; NULL on OOM */
-M2_HIDDEN m2mtls_reject_code m2_reason_code(const char *reason); /* NONE for NULL */
 
 /* ---- strtab.c: arena of strings and an open-addressing index ------------ */
 typedef struct m2_arena_chunk m2_arena_chunk;
@@ -129,6 +122,7 @@ struct m2mtls_policy {
     atomic_int  refs;
     char       *path;
     char       *local_id;
+    char       *sp_id;          /* the `sp-id` line without its "//": own SP when local-id is SP-relative */
     char       *key_ref;        /* resolved path or pkcs11: URI */
     X509       *cert;           /* own leaf */
     STACK_OF(X509) *chain;      /* own chain (may be empty) */
@@ -219,7 +213,7 @@ M2_HIDDEN void m2_describe_name_constraints(STACK_OF(X509) *chain, int depth, m2
 /* 1 with WHY when OpenSSL found X's extensions invalid, 0 when they are fine. */
 M2_HIDDEN int  m2_cert_extensions_invalid(X509 *x, m2_buf *why);
 
-/* ---- context.c / session_label.c ----------------------------------------- */
+/* ---- context.c / connection.c / session_label.c / initiator.c ------------ */
 typedef struct m2_ctx_state m2_ctx_state;
 M2_HIDDEN m2_ctx_state   *m2_ctx_state_get(const SSL_CTX *ctx);
 /* A new reference to the context's current policy. */
@@ -231,32 +225,78 @@ M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
  * a context a connection switched to. NULL in libm2mtls; set once, before the
  * first context is made. */
 M2_HIDDEN extern m2mtls_policy *(*m2_policy_source)(void);
+/* The application's session ticket callbacks chained by m2mtls's (NULL if none). */
+M2_HIDDEN void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate_session_ticket_fn *gen,
+                                        SSL_CTX_decrypt_session_ticket_fn *dec, void **arg);
+
+/* A handshake is named by its client and server randoms: they are new for
+ * every handshake (SSL_clear and renegotiation included) and stay the same
+ * through TLS 1.3 post-handshake messages. */
+#define M2_HS_ID_LEN 64
+M2_HIDDEN void m2_hs_id(const SSL *ssl, unsigned char out[M2_HS_ID_LEN]);
+
+/* What one handshake proved about the peer. A proof becomes the connection's
+ * label only once its handshake completed. */
+enum m2_proven { M2_PROVEN_NONE = 0, M2_PROVEN_CHAIN = 1, M2_PROVEN_RESUMED = 2 };
+typedef struct m2_proof {
+    int   how;                          /* enum m2_proven */
+    char *peer_id, *local_id, *cert_name, *anchor;
+    unsigned char anchor_sha256[32];    /* the anchor certificate that verified the chain */
+    unsigned char hs[M2_HS_ID_LEN];     /* the handshake that proved it */
+} m2_proof;
 
 typedef struct m2_conn {
-    m2mtls_policy *policy;     /* snapshot this handshake uses (a reference) */
+    m2_ctx_state  *st;         /* the context `policy` was taken from */
+    m2mtls_policy *policy;     /* snapshot the handshake under way uses (a reference) */
     char *expected;            /* initiator: the association asked for */
-    char *peer_id, *local_id, *cert_name, *anchor;
-    unsigned char anchor_sha256[32];
-    char *reason;              /* coded (m2_reason_new): text and class */
-    int   labelled;            /* label fields valid */
-    int   resume_checked;      /* a resumed session's label was re-checked */
-    void (*app_info_cb)(const SSL *, int, int); /* initiator: the callback ours replaced */
+    m2_proof pending;          /* proven in the handshake under way: not a label yet */
+    m2_proof label;            /* the label, for the handshake that completed */
+    char *bound_id;            /* identity of the connection's first handshake: later ones must name it */
+    char *reason;              /* why the handshake under way (or the last one) was refused */
+    m2mtls_reject_code reason_code; /* its class (M2MTLS_REJECT_NONE without a reason) */
+    int   settled;             /* settled_hs completed and was settled (label or reason) */
+    unsigned char settled_hs[M2_HS_ID_LEN];
+    void (*app_info_cb)(const SSL *, int, int); /* initiator: the SSL's callback ours replaced */
 } m2_conn;
 
 M2_HIDDEN int      m2_conn_index(void);
 M2_HIDDEN m2_conn *m2_conn_get(const SSL *ssl, int create);
-/* A coded copy of REASON with CODE (NULL clears both). */
+/* A copy of REASON with its class CODE (NULL clears both). */
 M2_HIDDEN void     m2_conn_set_reason(m2_conn *c, m2mtls_reject_code code, const char *reason);
-M2_HIDDEN void     m2_conn_clear_label(m2_conn *c);
-/* Binds the verdict to the connection (takes its strings). */
-M2_HIDDEN void     m2_conn_bind(m2_conn *c, m2mtls_verdict *v, const unsigned char *anchor_sha256);
-/* Records the label in the session for resumption. */
-M2_HIDDEN void     m2_session_store_label(SSL *ssl, const m2_conn *c);
-M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
-/* Server: re-checks a session's stored label against POLICY; 1 valid. */
+M2_HIDDEN void     m2_proof_clear(m2_proof *p);
+/* Makes PROOF of the accepted verdict V (takes its strings) for this handshake. */
+M2_HIDDEN void     m2_proof_take(m2_proof *proof, int how, m2mtls_verdict *v,
+                                 const unsigned char anchor_sha256[32], const SSL *ssl);
+/* Takes the current policy of ST as the connection's snapshot. */
+M2_HIDDEN void     m2_conn_use_policy(m2_conn *c, m2_ctx_state *st);
+/* A handshake starts on SSL: nothing of an earlier one carries over but,
+ * for a renegotiation, the identity the connection is bound to. With
+ * SETTLE_PREVIOUS (the randoms are still the previous handshake's) that
+ * handshake is settled first. Takes ST's current policy. */
+M2_HIDDEN void     m2_conn_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previous);
+/* The connection's first handshake completed already (this one is a
+ * renegotiation or a TLS 1.3 post-handshake authentication). */
+M2_HIDDEN int      m2_conn_is_later(const SSL *ssl);
+/* Decides what the handshake under way proves, for the end-of-handshake
+ * checks: its proof (c->pending, or c->label once settled), or NULL with
+ * c->reason set. */
+M2_HIDDEN const m2_proof *m2_conn_prove(SSL *ssl, m2_conn *c);
+/* When the handshake named by SSL's randoms has completed (COMPLETED),
+ * makes its proof the label, or records why there is none. */
+M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);
+
+/* session_label.c: the label record carried by a session (ticket app data,
+ * followed by the application's own ticket data, if any). */
+M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
+/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted). */
 M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
                                           const char *expected, int role, m2mtls_verdict *out,
                                           unsigned char anchor_sha256[32]);
+M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
+
+/* initiator.c: the client's start of every handshake (a ClientHello
+ * extension callback: it cannot be replaced by the application). */
+M2_HIDDEN int      m2_install_initiator_hook(SSL_CTX *ctx);
 
 M2_HIDDEN char *m2_strdup(const char *s);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/err.h>
@@ -30,7 +31,7 @@ typedef struct parse {
     const char    *file;         /* as given, for messages */
     char          *dir;          /* for relative paths; NULL = cwd */
     unsigned       line;
-    unsigned       local_id_line, cert_line, key_line;
+    unsigned       local_id_line, cert_line, key_line, sp_id_line;
     EVP_MD_CTX    *digest;
     pending_anchor *pending; size_t n_pending, cap_pending;
     int            oom;
@@ -260,6 +261,38 @@ static void do_local_id(parse *ps, char **tok, int ntok)
     ps->p->local_id = m2_strdup(tok[1]);
     if (ps->p->local_id == NULL)
         ps->oom = 1;
+}
+
+/* `sp-id //SP-ID`: the own Service Provider, for a local-id that is
+ * SP-relative (TS-0003 7.2.1 needs it to complete a relative From). */
+static void do_sp_id(parse *ps, char **tok, int ntok)
+{
+    if (!want_args(ps, "sp-id", ntok, 1, 1, "sp-id //<SP-ID>") || !once(ps, "sp-id", &ps->sp_id_line))
+        return;
+    if (has_control(tok[1])) {
+        ERR(ps, "sp-id contains a control character");
+        return;
+    }
+    if (strncmp(tok[1], "//", 2) != 0 || !valid_dns_name(tok[1] + 2)) {
+        ERR(ps, "sp-id '%s' is not of the form //SP-ID with the SP-ID a domain name (e.g. //sp.example.com)", tok[1]);
+        return;
+    }
+    ps->p->sp_id = m2_strdup(tok[1] + 2);
+    if (ps->p->sp_id == NULL)
+        ps->oom = 1;
+}
+
+/* An absolute local-id names its SP: an sp-id line must name the same one. */
+static void check_sp_id(parse *ps)
+{
+    const char *local = ps->p->local_id, *sp = ps->p->sp_id;
+    if (sp == NULL || local == NULL || strncmp(local, "//", 2) != 0)
+        return;
+    size_t n = strcspn(local + 2, "/");
+    if (n != strlen(sp) || strncasecmp(local + 2, sp, n) != 0) {
+        ps->line = ps->sp_id_line;
+        ERR(ps, "sp-id //%s does not match the SP-ID of local-id %s (line %u)", sp, local, ps->local_id_line);
+    }
 }
 
 static void do_cert(parse *ps, char **tok, int ntok)
@@ -564,7 +597,7 @@ static void parse_line(parse *ps, char *line, size_t len)
     } directives[] = {
         { "peer", do_peer },     { "local-id", do_local_id }, { "cert", do_cert },
         { "key", do_key },       { "anchor", do_anchor },     { "crl", do_crl },
-        { "peers-from-cert", do_pfc },
+        { "peers-from-cert", do_pfc }, { "sp-id", do_sp_id },
     };
     for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++)
         if (strcmp(tok[0], directives[i].name) == 0) {
@@ -659,8 +692,10 @@ int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
     if (ferror(f))
         m2_errors_add(errs, p->path, ps.line, "read error: %s", strerror(errno));
     free(line);
-    if (!ps.oom)
+    if (!ps.oom) {
         resolve_pending(&ps);
+        check_sp_id(&ps);
+    }
     if (!ps.oom && errs->count == 0)
         build_anchor_stores(&ps);
     if (!ps.oom && !EVP_DigestFinal_ex(ps.digest, p->digest, NULL))

@@ -86,6 +86,7 @@ void m2mtls_policy_free(m2mtls_policy *p)
     m2_arena_free(&p->arena);
     free(p->key_ref);
     free(p->local_id);
+    free(p->sp_id);
     free(p->path);
     free(p);
 }

@@ -206,9 +206,12 @@ static m2mtls_reject_code chain_failure_code(int err)
 static int reject(m2mtls_verdict *out, m2_buf *why, int *x509_err, int err, m2mtls_reject_code code)
 {
     out->accepted = 0;
-    out->reason = m2_reason_adopt(m2_buf_take(why), code);
-    if (out->reason == NULL)
-        out->reason = m2_reason_new(M2MTLS_REJECT_INTERNAL, "out of memory");
+    out->reason = m2_buf_take(why);
+    out->code = code;
+    if (out->reason == NULL) {
+        out->reason = m2_strdup("out of memory");
+        out->code = M2MTLS_REJECT_INTERNAL;
+    }
     if (x509_err != NULL)
         *x509_err = err;
     return out->reason != NULL;
@@ -263,8 +266,8 @@ static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untruste
     m2_match m;
     char *reason;
     if (!m2_match_names(p, leaf, o->expected, &m, &reason)) {
-        out->reason = reason != NULL ? m2_reason_adopt(reason, M2MTLS_REJECT_NAME)
-                                     : m2_reason_new(M2MTLS_REJECT_INTERNAL, "out of memory");
+        out->reason = reason != NULL ? reason : m2_strdup("out of memory");
+        out->code = reason != NULL ? M2MTLS_REJECT_NAME : M2MTLS_REJECT_INTERNAL;
         /* The Certificate Name check failed: libssl answers with a bad_certificate alert. */
         if (x509_err != NULL)
             *x509_err = X509_V_ERR_HOSTNAME_MISMATCH;
@@ -403,5 +406,5 @@ void m2mtls_verdict_clear(m2mtls_verdict *v)
 
 m2mtls_reject_code m2mtls_verdict_code(const m2mtls_verdict *v)
 {
-    return v != NULL && !v->accepted ? m2_reason_code(v->reason) : M2MTLS_REJECT_NONE;
+    return v != NULL && !v->accepted ? v->code : M2MTLS_REJECT_NONE;
 }

@@ -5,10 +5,13 @@
  *
  * Every SSL_CTX the program creates gets m2mtls_ctx_install() with the policy;
  * the program's own verify callback still runs (inside m2mtls's verification),
- * its client hello and info callbacks are chained, and every server-side
- * connection is logged once: the bound peer identity, or why it was refused
- * (M2MTLS_LOG=stderr, the default, or syslog). Security decisions fail
- * closed: without a loadable policy, no SSL_CTX is created at all.
+ * its client hello, session ticket and info callbacks (of the SSL_CTX and of
+ * each SSL) are chained, and every server-side connection is logged once:
+ * the bound peer identity, or why it was refused (M2MTLS_LOG=stderr, the
+ * default, or syslog), whatever callbacks the program sets. A handshake
+ * that completed without a label leaves a connection that carries no
+ * application data. Security decisions fail closed: without a loadable
+ * policy, no SSL_CTX is created at all.
  *
  * The other files: reload.c (the one policy of every context, M2MTLS_RELOAD),
  * address.c (the peer's address in the log lines), api.c (libm2mtls's API,
@@ -56,6 +59,9 @@ static struct {
     void (*ctx_set_cert_verify_callback)(SSL_CTX *, int (*)(X509_STORE_CTX *, void *), void *);
     void (*ctx_set_client_hello_cb)(SSL_CTX *, SSL_client_hello_cb_fn, void *);
     void (*ctx_set_info_callback)(SSL_CTX *, info_cb_fn);
+    void (*set_info_callback)(SSL *, info_cb_fn);
+    int (*ctx_set_session_ticket_cb)(SSL_CTX *, SSL_CTX_generate_session_ticket_fn,
+                                     SSL_CTX_decrypt_session_ticket_fn, void *);
 } ossl;
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 
@@ -79,6 +85,8 @@ static void resolve(void)
     *(void **)&ossl.ctx_set_cert_verify_callback = real("SSL_CTX_set_cert_verify_callback");
     *(void **)&ossl.ctx_set_client_hello_cb = real("SSL_CTX_set_client_hello_cb");
     *(void **)&ossl.ctx_set_info_callback = real("SSL_CTX_set_info_callback");
+    *(void **)&ossl.set_info_callback = real("SSL_set_info_callback");
+    *(void **)&ossl.ctx_set_session_ticket_cb = real("SSL_CTX_set_session_ticket_cb");
 }
 
 #define OSSL() pthread_once(&resolved, resolve)
@@ -96,6 +104,8 @@ void plog(int prio, const char *fmt, ...)
         fprintf(stderr, "m2mtls: %s\n", line);
 }
 
+static void conn_log_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
+
 static void load_policy(void)
 {
     const char *log = getenv("M2MTLS_LOG");
@@ -105,7 +115,7 @@ static void load_policy(void)
     else if (log != NULL && *log && strcmp(log, "stderr") != 0)
         fprintf(stderr, "m2mtls: M2MTLS_LOG=%s is neither stderr nor syslog: using stderr\n", log);
     ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_log_free);
     const char *path = getenv("M2MTLS_POLICY");
     if (path == NULL || *path == '\0') {
         plog(LOG_ERR, "M2MTLS_POLICY is not set: no TLS context will be created");
@@ -123,37 +133,113 @@ static const char *client_of(const SSL *ssl, char *buf, size_t len)
     return pl_peer_address(ssl, buf, len); /* address.c */
 }
 
-static void log_connection(const SSL *ssl, const char *alert)
+/* What the preload knows of one connection. */
+typedef struct conn_log {
+    int        started;        /* a handshake began */
+    int        verdict;        /* 0 none logged yet, 1 accepted, 2 refused */
+    char       client[80];     /* taken while the socket is open */
+    char       alert[64];      /* a fatal alert the peer sent */
+    int        app_set;        /* the program set this SSL's own info callback */
+    info_cb_fn app;            /* ... to this (may be NULL) */
+} conn_log;
+
+static conn_log *conn_log_of(const SSL *ssl, int create)
 {
-    if (SSL_get_ex_data(ssl, ssl_index) != NULL)
-        return;
-    SSL_set_ex_data((SSL *)ssl, ssl_index, (void *)1); /* one line per connection */
-    char client[80];
-    const char *peer = alert == NULL ? m2mtls_ssl_peer_id(ssl) : NULL;
-    if (peer != NULL) {
-        const char *local = m2mtls_ssl_local_id(ssl), *name = m2mtls_ssl_peer_cert_name(ssl);
-        const char *anchor = m2mtls_ssl_anchor(ssl);
-        plog(LOG_INFO, "accepted client=%s peer=%s local=%s name=%s anchor=%s protocol=%s resumed=%s",
-             client_of(ssl, client, sizeof client), peer, local ? local : "-", name ? name : "-",
-             anchor ? anchor : "-", SSL_get_version(ssl), SSL_session_reused(ssl) ? "yes" : "no");
+    conn_log *l = SSL_get_ex_data(ssl, ssl_index);
+    if (l == NULL && create && (l = calloc(1, sizeof *l)) != NULL && !SSL_set_ex_data((SSL *)ssl, ssl_index, l)) {
+        free(l);
+        l = NULL;
+    }
+    if (l != NULL && l->client[0] == '\0')
+        snprintf(l->client, sizeof l->client, "-");
+    return l;
+}
+
+static void log_accepted(const SSL *ssl, conn_log *l, const char *peer)
+{
+    const char *local = m2mtls_ssl_local_id(ssl), *name = m2mtls_ssl_peer_cert_name(ssl);
+    const char *anchor = m2mtls_ssl_anchor(ssl);
+    plog(LOG_INFO, "accepted client=%s peer=%s local=%s name=%s anchor=%s protocol=%s resumed=%s", l->client, peer,
+         local ? local : "-", name ? name : "-", anchor ? anchor : "-", SSL_get_version(ssl),
+         SSL_session_reused(ssl) ? "yes" : "no");
+    l->verdict = 1;
+}
+
+static void log_refused(const SSL *ssl, conn_log *l, const char *why, const char *alert)
+{
+    const char *ours = ssl != NULL ? m2mtls_ssl_reject_reason(ssl) : NULL;
+    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", l->client,
+         ours ? ours : why, alert ? " alert=" : "", alert ? alert : "");
+    l->verdict = 2;
+}
+
+/* A handshake completed: the label it proved, or no application data at
+ * all on this connection (the program may not look at the label). */
+static void handshake_done(const SSL *ssl, conn_log *l)
+{
+    const char *peer = m2mtls_ssl_peer_id(ssl);
+    if (peer == NULL) {
+        SSL_set_shutdown((SSL *)ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        if (SSL_is_server(ssl) && l->verdict != 2)
+            log_refused(ssl, l, "the handshake completed without an identity: the connection is closed", NULL);
         return;
     }
-    const char *why = m2mtls_ssl_reject_reason(ssl);
-    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", client_of(ssl, client, sizeof client),
-         why ? why : "no peer identity was bound", alert ? " alert=" : "", alert ? alert : "");
+    if (SSL_is_server(ssl) && l->verdict == 0)
+        log_accepted(ssl, l, peer);
 }
+
+/* Server connections: one line each (and one more when a connection that
+ * was accepted is later aborted: a second certificate of another identity). */
+static void watch(const SSL *ssl, conn_log *l, int where, int ret)
+{
+    if (where & SSL_CB_HANDSHAKE_START) {
+        if (!l->started)
+            client_of(ssl, l->client, sizeof l->client);
+        l->started = 1;
+    }
+    if (where & SSL_CB_HANDSHAKE_DONE) {
+        handshake_done(ssl, l);
+        return;
+    }
+    if (!SSL_is_server(ssl) || !(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL || l->verdict == 2)
+        return;
+    /* After it was accepted, a connection is "refused" only when the policy
+     * took its label back (a second certificate of another identity). */
+    if (l->verdict == 1 && m2mtls_ssl_peer_id(ssl) != NULL)
+        return;
+    if (where & SSL_CB_WRITE)
+        log_refused(ssl, l, "no peer identity was bound", SSL_alert_desc_string_long(ret));
+    else
+        snprintf(l->alert, sizeof l->alert, "%s", SSL_alert_desc_string_long(ret));
+}
+
+/* SSL_free: a connection that started a handshake and was never logged
+ * (the peer went away, or sent an alert) gets its line now. */
+static void conn_log_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    conn_log *l = ptr;
+    if (l != NULL && l->started && l->verdict == 0 && parent != NULL && SSL_is_server(parent)) {
+        if (l->alert[0] != '\0')
+            log_refused(NULL, l, "the peer ended the handshake", l->alert);
+        else
+            log_refused(parent, l, "the connection ended during the handshake", NULL);
+    }
+    free(l);
+}
+
+static _Thread_local int in_info_cb; /* a program callback that calls back into ours */
 
 static void info_cb(const SSL *ssl, int where, int ret)
 {
-    info_cb_fn app = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
-    if (app != NULL)
+    conn_log *l = conn_log_of(ssl, 1);
+    info_cb_fn app = l != NULL && l->app_set ? l->app : SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
+    if (app != NULL && app != info_cb && !in_info_cb) {
+        in_info_cb++;
         app(ssl, where, ret);
-    if (!SSL_is_server(ssl))
-        return;
-    if (where & SSL_CB_HANDSHAKE_DONE)
-        log_connection(ssl, NULL);
-    else if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl))
-        log_connection(ssl, SSL_alert_desc_string_long(ret));
+        in_info_cb--;
+    }
+    if (l != NULL)
+        watch(ssl, l, where, ret);
 }
 
 /* ---- the interposed OpenSSL functions ---------------------------------------------- */
@@ -211,11 +297,19 @@ EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq, const SS
 
 /* The program's verify callback is kept (it runs inside m2mtls's checks);
  * the requirement of a peer certificate is not given up. */
+/* The peer's certificate, in the handshake itself (not only after it, not
+ * only at the first of several handshakes). */
+static int required(int mode)
+{
+    return (mode | SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT)
+           & ~(SSL_VERIFY_POST_HANDSHAKE | SSL_VERIFY_CLIENT_ONCE);
+}
+
 EXPORT void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb cb)
 {
     OSSL();
     if (governed(ctx))
-        mode |= SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        mode = required(mode);
     ossl.ctx_set_verify(ctx, mode, cb);
 }
 
@@ -223,7 +317,7 @@ EXPORT void SSL_set_verify(SSL *ssl, int mode, SSL_verify_cb cb)
 {
     OSSL();
     if (ssl != NULL && governed(SSL_get_SSL_CTX(ssl)))
-        mode |= SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        mode = required(mode);
     ossl.set_verify(ssl, mode, cb);
 }
 
@@ -256,4 +350,30 @@ EXPORT void SSL_CTX_set_info_callback(SSL_CTX *ctx, info_cb_fn cb)
         return;
     }
     ossl.ctx_set_info_callback(ctx, cb);
+}
+
+/* The program's callback of one SSL: kept, and called from ours (which
+ * stays on the SSL_CTX and so sees every connection). */
+EXPORT void SSL_set_info_callback(SSL *ssl, info_cb_fn cb)
+{
+    OSSL();
+    conn_log *l = ssl != NULL && governed(SSL_get_SSL_CTX(ssl)) ? conn_log_of(ssl, 1) : NULL;
+    if (l == NULL) {
+        ossl.set_info_callback(ssl, cb);
+        return;
+    }
+    l->app = cb == info_cb ? NULL : cb;
+    l->app_set = 1;
+    ossl.set_info_callback(ssl, NULL);
+}
+
+/* The program's ticket callbacks run first and keep their own ticket data;
+ * m2mtls's (the label travels in the ticket) stay installed. */
+EXPORT int SSL_CTX_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_ticket_fn gen,
+                                         SSL_CTX_decrypt_session_ticket_fn dec, void *arg)
+{
+    OSSL();
+    if (governed(ctx))
+        return m2mtls_ctx_set_session_ticket_cb(ctx, gen, dec, arg);
+    return ossl.ctx_set_session_ticket_cb(ctx, gen, dec, arg);
 }

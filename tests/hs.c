@@ -2,6 +2,8 @@
 /* Loopback handshakes: see hs.h. */
 #include "hs.h"
 
+#include "proxy.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -124,7 +126,7 @@ static void run_conn(SSL *ssl, int fd, int dtls, int server, int keep, hs_side *
     collect(ssl, server, s);
     if (!server && ok)
         s->session = SSL_get1_session(ssl);
-    if (ok)
+    if (ok && !keep)
         (void)SSL_shutdown(ssl); /* close_notify keeps the session resumable */
     ERR_clear_error();
     if (keep) {
@@ -134,6 +136,35 @@ static void run_conn(SSL *ssl, int fd, int dtls, int server, int keep, hs_side *
         SSL_free(ssl);
         close(fd);
     }
+}
+
+SSL_CTX *hs_ctx_new(int server, int dtls, int max_version)
+{
+    const SSL_METHOD *meth = server ? (dtls ? DTLS_server_method() : TLS_server_method())
+                                    : (dtls ? DTLS_client_method() : TLS_client_method());
+    SSL_CTX *ctx = SSL_CTX_new(meth);
+    if (ctx == NULL || !m2mtls_ctx_apply_ts0003_profile(ctx)
+        || (max_version != 0 && !SSL_CTX_set_max_proto_version(ctx, max_version))) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int hs_ctx_install(SSL_CTX *ctx, const char *dir, const char *policy)
+{
+    size_t n = strlen(dir) + strlen(policy) + 2;
+    char *path = malloc(n);
+    if (path == NULL)
+        return 0;
+    snprintf(path, n, "%s/%s", dir, policy);
+    m2mtls_policy *p = m2mtls_policy_load(path);
+    int ok = p != NULL && m2mtls_ctx_install(ctx, p) && m2mtls_ctx_use_credential(ctx, p);
+    if (!ok)
+        fprintf(stderr, "%s: %s\n", path, m2mtls_last_error());
+    m2mtls_policy_free(p); /* the context keeps its own reference */
+    free(path);
+    return ok;
 }
 
 int hs_listen(int dtls, int *port)
@@ -229,21 +260,43 @@ int hs_server_conn(SSL_CTX *ctx, int lfd, int dtls, int accept_ms, int keep, hs_
     return 1;
 }
 
-static void client_conn(SSL_CTX *ctx, int port, int dtls, const char *peer, SSL_SESSION *sess,
-                        int session_first, int keep, hs_side *out)
+/* Connects SSL (prepared by the caller) to 127.0.0.1:PORT and runs it. */
+static void client_run(SSL *ssl, int port, int dtls, int keep, hs_side *out)
 {
-    side_init(out);
     pthread_once(&sigpipe_once, ignore_sigpipe);
     int fd = socket(AF_INET, dtls ? SOCK_DGRAM : SOCK_STREAM, 0);
-    SSL *ssl = SSL_new(ctx);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || ssl == NULL || connect(fd, (struct sockaddr *)&a, sizeof a) != 0
-        || !set_nonblock(fd)) {
+    BIO *bio = NULL;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || !set_nonblock(fd)
+        || (dtls ? (bio = dgram_bio(fd, &a)) == NULL : !SSL_set_fd(ssl, fd))) {
         snprintf(out->ssl_error, sizeof out->ssl_error, "client socket: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
         SSL_free(ssl);
+        return;
+    }
+    if (dtls)
+        SSL_set_bio(ssl, bio, bio);
+    SSL_set_connect_state(ssl);
+    run_conn(ssl, fd, dtls, 0, keep, out);
+}
+
+void hs_client_run(SSL *ssl, int port, int dtls, int keep, hs_side *out)
+{
+    int set_peer_ok = out->set_peer_ok;
+    side_init(out);
+    out->set_peer_ok = set_peer_ok;
+    client_run(ssl, port, dtls, keep, out);
+}
+
+static void client_conn(SSL_CTX *ctx, int port, int dtls, const char *peer, SSL_SESSION *sess,
+                        int session_first, int keep, const hs_opts *o, hs_side *out)
+{
+    side_init(out);
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL) {
+        snprintf(out->ssl_error, sizeof out->ssl_error, "SSL_new failed");
         return;
     }
     if (sess != NULL && session_first)
@@ -252,25 +305,15 @@ static void client_conn(SSL_CTX *ctx, int port, int dtls, const char *peer, SSL_
         out->set_peer_ok = m2mtls_ssl_set_peer(ssl, peer);
     if (sess != NULL && !session_first)
         SSL_set_session(ssl, sess);
-    if (dtls) {
-        BIO *bio = dgram_bio(fd, &a);
-        if (bio == NULL) {
-            close(fd);
-            SSL_free(ssl);
-            return;
-        }
-        SSL_set_bio(ssl, bio, bio);
-    } else {
-        SSL_set_fd(ssl, fd);
-    }
-    SSL_set_connect_state(ssl);
-    run_conn(ssl, fd, dtls, 0, keep, out);
+    if (o != NULL && o->client_setup != NULL)
+        o->client_setup(ssl, o->client_setup_arg);
+    client_run(ssl, port, dtls, keep, out);
 }
 
 void hs_client_conn(SSL_CTX *ctx, int port, int dtls, const char *peer, SSL_SESSION *sess,
                     int keep, hs_side *out)
 {
-    client_conn(ctx, port, dtls, peer, sess, 0, keep, out);
+    client_conn(ctx, port, dtls, peer, sess, 0, keep, NULL, out);
 }
 
 struct server_arg {
@@ -301,9 +344,14 @@ int hs_run(const hs_opts *o, hs_side *server, hs_side *client)
         close(lfd);
         return 0;
     }
-    client_conn(o->client_ctx, port, o->dtls, o->peer, o->session, o->session_first, o->keep,
-                client);
+    proxy *px = NULL;
+    int to = port;
+    if (o->tamper != NULL && (px = proxy_start(o->dtls, port, o->tamper, o->tamper_arg, &to)) == NULL)
+        snprintf(client->ssl_error, sizeof client->ssl_error, "cannot start the proxy");
+    if (o->tamper == NULL || px != NULL)
+        client_conn(o->client_ctx, to, o->dtls, o->peer, o->session, o->session_first, o->keep, o, client);
     pthread_join(t, NULL);
+    proxy_stop(px);
     close(lfd);
     return a.rc == 1;
 }

@@ -123,13 +123,8 @@ static m2mtls_policy *load(const char *name)
 /* A context with the TS-0003 profile, not yet installed. */
 static SSL_CTX *new_ctx(int server, const mode *m)
 {
-    const SSL_METHOD *meth = server ? (m->dtls ? DTLS_server_method() : TLS_server_method())
-                                    : (m->dtls ? DTLS_client_method() : TLS_client_method());
-    SSL_CTX *ctx = SSL_CTX_new(meth);
+    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
     assert_non_null(ctx);
-    assert_int_equal(m2mtls_ctx_apply_ts0003_profile(ctx), 1);
-    if (m->max_version)
-        assert_int_equal(SSL_CTX_set_max_proto_version(ctx, m->max_version), 1);
     if (m->options)
         SSL_CTX_set_options(ctx, (uint64_t)m->options);
     return ctx;
@@ -137,12 +132,8 @@ static SSL_CTX *new_ctx(int server, const mode *m)
 
 static void install(SSL_CTX *ctx, const char *policy)
 {
-    m2mtls_policy *p = load(policy);
-    if (m2mtls_ctx_install(ctx, p) != 1)
-        fail_msg("m2mtls_ctx_install: %s", m2mtls_last_error());
-    if (m2mtls_ctx_use_credential(ctx, p) != 1)
-        fail_msg("m2mtls_ctx_use_credential: %s", m2mtls_last_error());
-    m2mtls_policy_free(p); /* the context keeps its own reference */
+    if (!hs_ctx_install(ctx, dir, policy))
+        fail_msg("installing %s: %s", policy, m2mtls_last_error());
 }
 
 static SSL_CTX *ctx_with(int server, const mode *m, const char *policy)

@@ -19,11 +19,13 @@
 #include "tool.h"
 
 #define MAX_CONNECTIONS 256
-#define HANDSHAKE_MS 10000
+#define PER_ADDRESS 16          /* default --per-address */
+#define HANDSHAKE_S 5           /* default --handshake-timeout: well below the idle time */
 #define IDLE_MS 30000
 
 static const char usage[] =
     "usage: m2mtls serve --policy FILE [--listen HOST:PORT] [--dtls] [--once] [--json]\n"
+    "                    [--per-address N] [--handshake-timeout SECONDS]\n"
     "\n"
     "Acts as Entity B: accepts mutual (D)TLS handshakes, verifies each peer with\n"
     "the policy and logs one line per connection with the bound peer id or the\n"
@@ -35,12 +37,18 @@ static const char usage[] =
     "  --dtls             DTLS 1.2 over UDP\n"
     "  --once             handle one connection, then exit (0 accepted, 1 refused)\n"
     "  --json             log JSON lines\n"
+    "  --per-address N    connections one source address may hold at once\n"
+    "                     (handshaking or served; default 16, of 256 in all)\n"
+    "  --handshake-timeout SECONDS\n"
+    "                     a peer that has not completed its handshake by then is\n"
+    "                     dropped (default 5; idle connections: 30)\n"
     "\n"
     "The first line on stdout is 'listening on HOST:PORT' (or a JSON object).\n";
 
 typedef struct serve_args {
     const char *policy, *listen;
     int dtls, once, json;
+    int per_address, handshake_ms;
     char host[256];
     unsigned port;
 } serve_args;
@@ -60,15 +68,30 @@ static void on_signal(int sig)
     }
 }
 
+/* A whole number in 1..MAX. */
+static int positive(const char *s, int max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1 || v > max)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
 static int parse_args(int argc, char **argv, serve_args *a)
 {
     static const struct option opts[] = {
         { "policy", required_argument, NULL, 'p' }, { "listen", required_argument, NULL, 'l' },
         { "dtls", no_argument, NULL, 'd' },         { "once", no_argument, NULL, 'o' },
         { "json", no_argument, NULL, 'j' },         { "help", no_argument, NULL, 'h' },
+        { "per-address", required_argument, NULL, 'a' },
+        { "handshake-timeout", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
+    a->per_address = PER_ADDRESS;
+    a->handshake_ms = HANDSHAKE_S * 1000;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -77,6 +100,20 @@ static int parse_args(int argc, char **argv, serve_args *a)
         case 'd': a->dtls = 1; break;
         case 'o': a->once = 1; break;
         case 'j': a->json = 1; break;
+        case 'a':
+            if (!positive(optarg, MAX_CONNECTIONS, &a->per_address)) {
+                fprintf(stderr, "m2mtls serve: --per-address %s: expected 1 to %d\n", optarg, MAX_CONNECTIONS);
+                return 0;
+            }
+            break;
+        case 't':
+            if (!positive(optarg, IDLE_MS / 1000, &a->handshake_ms)) {
+                fprintf(stderr, "m2mtls serve: --handshake-timeout %s: expected 1 to %d seconds\n", optarg,
+                        IDLE_MS / 1000);
+                return 0;
+            }
+            a->handshake_ms *= 1000;
+            break;
         case 'h': fputs(usage, stdout); exit(EXIT_ACCEPTED);
         default: fputs(usage, stderr); return 0;
         }
@@ -100,7 +137,10 @@ typedef struct conn {
     SSL *ssl;
     int fd;
     int json;
+    int handshake_ms;
     char client[64];
+    unsigned char ip[16];   /* the source address, counted against --per-address */
+    int ip_len, counted;
 } conn;
 
 /* REASON: the policy's verdict (or what ended the handshake); TLS: what the
@@ -138,7 +178,7 @@ static void log_line(const conn *c, int accepted, const char *reason, const char
 static int serve_conn(conn *c)
 {
     char err[256], buf[4096];
-    int r = net_handshake(c->ssl, c->fd, net_now_ms() + HANDSHAKE_MS, &stopping);
+    int r = net_handshake(c->ssl, c->fd, net_now_ms() + c->handshake_ms, &stopping);
     const char *peer = r == 1 ? m2mtls_ssl_peer_id(c->ssl) : NULL;
     if (peer == NULL) {
         const char *ours = m2mtls_ssl_reject_reason(c->ssl);
@@ -160,8 +200,58 @@ static int serve_conn(conn *c)
     return 1;
 }
 
+/* ---- what one source address holds ------------------------------------------------- */
+
+typedef struct addr_slot {
+    unsigned char ip[16];
+    int ip_len, count;
+} addr_slot;
+
+static addr_slot addr_slots[MAX_CONNECTIONS];
+static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Counts C against its source address; 0 when the address holds LIMIT already. */
+static int addr_take(conn *c, int limit)
+{
+    pthread_mutex_lock(&addr_lock);
+    addr_slot *free_slot = NULL, *slot = NULL;
+    for (int i = 0; i < MAX_CONNECTIONS && slot == NULL; i++) {
+        addr_slot *s = &addr_slots[i];
+        if (s->count == 0 && free_slot == NULL)
+            free_slot = s;
+        else if (s->count > 0 && s->ip_len == c->ip_len && memcmp(s->ip, c->ip, (size_t)c->ip_len) == 0)
+            slot = s;
+    }
+    if (slot == NULL && free_slot != NULL) {
+        slot = free_slot;
+        memcpy(slot->ip, c->ip, sizeof slot->ip);
+        slot->ip_len = c->ip_len;
+    }
+    int ok = slot != NULL && slot->count < limit;
+    if (ok)
+        slot->count++;
+    c->counted = ok;
+    pthread_mutex_unlock(&addr_lock);
+    return ok;
+}
+
+static void addr_release(const conn *c)
+{
+    pthread_mutex_lock(&addr_lock);
+    for (int i = 0; i < MAX_CONNECTIONS; i++) {
+        addr_slot *s = &addr_slots[i];
+        if (s->count > 0 && s->ip_len == c->ip_len && memcmp(s->ip, c->ip, (size_t)c->ip_len) == 0) {
+            s->count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&addr_lock);
+}
+
 static void conn_free(conn *c)
 {
+    if (c->counted)
+        addr_release(c);
     SSL_free(c->ssl);
     close(c->fd);
     free(c);
@@ -191,7 +281,7 @@ static void start_thread(conn *c)
     pthread_attr_destroy(&attr);
 }
 
-static conn *new_conn(SSL_CTX *ctx, int fd, const struct sockaddr *sa, int json)
+static conn *new_conn(SSL_CTX *ctx, int fd, const struct sockaddr *sa, const serve_args *a)
 {
     conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -199,8 +289,16 @@ static conn *new_conn(SSL_CTX *ctx, int fd, const struct sockaddr *sa, int json)
         return NULL;
     }
     c->fd = fd;
-    c->json = json;
+    c->json = a->json;
+    c->handshake_ms = a->handshake_ms;
     net_addr_str(sa, c->client, sizeof c->client);
+    if (sa->sa_family == AF_INET6) {
+        c->ip_len = 16;
+        memcpy(c->ip, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else if (sa->sa_family == AF_INET) {
+        c->ip_len = 4;
+        memcpy(c->ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    }
     if (ctx != NULL) {
         c->ssl = SSL_new(ctx);
         if (c->ssl == NULL || !SSL_set_fd(c->ssl, fd)) {
@@ -227,12 +325,20 @@ static int wait_readable(int fd)
     return 0;
 }
 
-/* A connection beyond the limit is closed at once, and logged. */
-static int over_limit(conn *c)
+/* A connection beyond the limits is closed at once, and logged: all
+ * connections, and those of one source address (one address must not hold
+ * the server for the others). */
+static int over_limit(conn *c, const serve_args *a)
 {
-    if (atomic_load(&active) < MAX_CONNECTIONS)
+    if (atomic_load(&active) >= MAX_CONNECTIONS) {
+        log_line(c, 0, "too many connections", "-");
+    } else if (!addr_take(c, a->per_address)) {
+        char why[128];
+        snprintf(why, sizeof why, "too many connections from this address (--per-address %d)", a->per_address);
+        log_line(c, 0, why, "-");
+    } else {
         return 0;
-    log_line(c, 0, "too many connections", "-");
+    }
     conn_free(c);
     return 1;
 }
@@ -245,7 +351,7 @@ static int serve_tls(SSL_CTX *ctx, int lfd, const serve_args *a)
         int fd = net_accept(lfd, &sa, &sl);
         if (fd < 0)
             continue;
-        conn *c = new_conn(ctx, fd, (struct sockaddr *)&sa, a->json);
+        conn *c = new_conn(ctx, fd, (struct sockaddr *)&sa, a);
         if (c == NULL)
             continue;
         if (a->once) {
@@ -253,7 +359,7 @@ static int serve_tls(SSL_CTX *ctx, int lfd, const serve_args *a)
             conn_free(c);
             return ok ? EXIT_ACCEPTED : EXIT_REJECTED;
         }
-        if (!over_limit(c))
+        if (!over_limit(c, a))
             start_thread(c);
     }
     return EXIT_ACCEPTED;
@@ -330,7 +436,7 @@ static int serve_dtls(SSL_CTX *ctx, int lfd, const serve_args *a)
             sl = sizeof *s4;
         }
         int fd = net_udp_child(lfd, (struct sockaddr *)&sa, sl);
-        conn *c = fd >= 0 ? new_conn(NULL, fd, (struct sockaddr *)&sa, a->json) : NULL;
+        conn *c = fd >= 0 ? new_conn(NULL, fd, (struct sockaddr *)&sa, a) : NULL;
         if (c == NULL) {
             SSL_free(ssl);
             ssl = NULL;
@@ -347,7 +453,7 @@ static int serve_dtls(SSL_CTX *ctx, int lfd, const serve_args *a)
             rc = ok ? EXIT_ACCEPTED : EXIT_REJECTED;
             break;
         }
-        if (!over_limit(c))
+        if (!over_limit(c, a))
             start_thread(c);
     }
     SSL_free(ssl);

@@ -120,12 +120,16 @@ typedef enum m2mtls_reject_code {
                                          missing or unusable (revocation fails closed) */
     M2MTLS_REJECT_AMBIGUOUS = 5,      /* the certificate selects more than one identity */
     M2MTLS_REJECT_PROFILE = 6,        /* the certificate breaks the TS-0003 profile (keyUsage
-                                         without digitalSignature) */
+                                         without digitalSignature, undecodable extensions,
+                                         keys or signatures below the strength floor) */
     M2MTLS_REJECT_APPLICATION = 7,    /* the application's own verify callback refused */
     M2MTLS_REJECT_RESUMPTION = 8,     /* a resumed session that the current policy no longer
                                          grants to this association */
-    M2MTLS_REJECT_INTERNAL = 9        /* not the peer's doing: out of memory, a context
+    M2MTLS_REJECT_INTERNAL = 9,       /* not the peer's doing: out of memory, a context
                                          without m2mtls_ctx_install */
+    M2MTLS_REJECT_KEY_PROOF = 10      /* the certificate was accepted, but the peer did not
+                                         prove possession of its private key (CertificateVerify
+                                         failed, or the handshake ended before it) */
 } m2mtls_reject_code;
 
 /* A short stable token for CODE ("name", "root-of-trust", ...; "unknown"
@@ -148,6 +152,7 @@ typedef struct m2mtls_verdict {
     char *anchor;         /* name of the anchor the chain was verified to */
     char *reason;         /* why it was rejected; NULL when accepted */
     STACK_OF(X509) *chain;/* verified chain, leaf first; NULL when rejected */
+    m2mtls_reject_code code; /* the class of the refusal; M2MTLS_REJECT_NONE when accepted */
 } m2mtls_verdict;
 
 /* Evaluates CERT (with untrusted CHAIN, may be NULL) as the policy would in a
@@ -177,18 +182,20 @@ M2MTLS_API int  m2mtls_policy_check_cert_ex(const m2mtls_policy *p, X509 *cert,
 /* Frees what V owns (see m2mtls_verdict) and zeroes it; V itself is the
  * caller's. NULL is ignored. Thread: the one that owns V. */
 M2MTLS_API void m2mtls_verdict_clear(m2mtls_verdict *v);
-/* The class of V's refusal: M2MTLS_REJECT_NONE when accepted (or zeroed).
- * For verdicts filled by m2mtls_policy_check_cert: the class is kept with the
- * reason text, so the structure keeps its layout; a reason a caller replaced
- * has no class to read. Thread: the one that owns V. */
+/* The class of V's refusal (V->code): M2MTLS_REJECT_NONE when accepted (or
+ * zeroed, or V is NULL). Thread: the one that owns V. */
 M2MTLS_API m2mtls_reject_code m2mtls_verdict_code(const m2mtls_verdict *v);
 
 /* ---- SSL_CTX ------------------------------------------------------------ */
 
 /* Installs the verifier: requires and verifies the peer certificate on every
- * handshake, labels each connection. Keeps its own reference to P (the
- * caller may free its own at once); installing on a context that already has
- * a policy swaps it (m2mtls_ctx_set_policy). 1 ok, 0 error. Set-up time.
+ * handshake (in the handshake itself: no post-handshake authentication, no
+ * external PSK, no 0-RTT data, no renegotiation), labels each connection.
+ * Takes the context's client hello, session ticket, "not resumable" and
+ * certificate verify callbacks and a ClientHello extension callback (type
+ * 0xff4d, never sent). Keeps its own reference to P (the caller may free its
+ * own at once); installing on a context that already has a policy swaps it
+ * (m2mtls_ctx_set_policy). 1 ok, 0 error. Set-up time.
  * The policy owns the verification parameters (purpose, time, depth, flags,
  * revocation): from the context's X509_VERIFY_PARAM only what tightens is
  * taken (a smaller depth, a higher security level, X509_V_FLAG_X509_STRICT,
@@ -206,6 +213,13 @@ M2MTLS_API int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p);
  * ARG stays the caller's. 1 ok, 0 when CTX has no m2mtls_ctx_install.
  * Set-up time. */
 M2MTLS_API int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg);
+/* Servers: m2mtls_ctx_install uses OpenSSL's session ticket callbacks (the
+ * label travels in the ticket). An application that needs its own registers
+ * them here instead: they run first and see only their own ticket app data
+ * (SSL_SESSION_set1_ticket_appdata); a ticket its decrypt callback refuses
+ * is not resumed, one it accepts is still re-checked by the policy. 1 ok. */
+M2MTLS_API int m2mtls_ctx_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_ticket_fn gen,
+                                                SSL_CTX_decrypt_session_ticket_fn dec, void *arg);
 /* Loads the policy's `cert` (leaf + chain) and `key` (PEM file, key
  * reference PEM or pkcs11: URI, through OSSL_STORE) into CTX (which holds its
  * own references to them). 1 ok, 0 error. Set-up time. */
@@ -222,13 +236,21 @@ M2MTLS_API int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx);
 /* ---- Connections -------------------------------------------------------- */
 /* Every m2mtls_ssl_* call runs on the thread that drives SSL. A string one of
  * them returns is valid until SSL is freed or starts a new handshake
- * (SSL_clear and reuse), whichever comes first; copy it to keep it longer. */
+ * (SSL_clear and reuse), whichever comes first; copy it to keep it longer.
+ *
+ * A label is what the handshake that completed proved (README "Security
+ * model"): a chain verified in that handshake, or a session resumed in it and
+ * re-checked by the policy of the context the connection ended up on. There
+ * is none before the handshake completed, after it failed, after SSL_clear,
+ * nor during a renegotiation; a second certificate on the connection must
+ * name the same identity or the connection is aborted. Every getter accepts
+ * NULL. */
 
 /* Initiator: the association (peer id) this connection is for, before
- * SSL_connect. Only that association is accepted; SNI is set to its dNSName
- * when it has one. PEER_ID is copied. Sets the connection's info callback
- * (the application's own is still called). 1 ok, 0 when the policy has no
- * such association. */
+ * SSL_connect, checked against the current policy of SSL's context (and
+ * again when each handshake starts). Only that association is accepted; SNI
+ * is set to its dNSName when it has one. PEER_ID is copied. 1 ok, 0 when the
+ * policy has no such association. */
 M2MTLS_API int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id);
 /* Identity bound to the connection (full or resumed handshake), NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_peer_id(const SSL *ssl);
@@ -238,14 +260,18 @@ M2MTLS_API const char *m2mtls_ssl_local_id(const SSL *ssl);
 /* The configured name that matched and the anchor name, NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_peer_cert_name(const SSL *ssl);
 M2MTLS_API const char *m2mtls_ssl_anchor(const SSL *ssl);
-/* Why the peer was refused, NULL if it was not. */
+/* Why the peer was refused (or, after a failed handshake, what the peer did
+ * not prove), NULL if it was not, or if the peer ended the handshake itself. */
 M2MTLS_API const char *m2mtls_ssl_reject_reason(const SSL *ssl);
 /* The class of that refusal: M2MTLS_REJECT_NONE exactly when
  * m2mtls_ssl_reject_reason() is NULL. */
 M2MTLS_API m2mtls_reject_code m2mtls_ssl_reject_code(const SSL *ssl);
 /* TS-0003 7.2.1: 1 when FROM (CSE-relative, SP-relative or absolute form)
  * names the identity bound to SSL, 0 otherwise (ORIGINATOR_NOT_AUTHENTICATED).
- * FROM is only read. */
+ * A relative FROM is completed with the receiving CSE's own CSE-ID and SP-ID
+ * (the connection's local id; the policy's `sp-id` line when that local id
+ * is SP-relative), never with the peer's: without an own SP-ID, a relative
+ * FROM does not name an absolute identity. FROM is only read. */
 M2MTLS_API int m2mtls_ssl_check_originator(const SSL *ssl, const char *from);
 
 #ifdef __cplusplus

@@ -158,17 +158,19 @@ PY
         mount --rbind /dev '$T/olddev'
         mount -t tmpfs tmpfs '$T/newdev'
         for n in null zero random urandom; do touch '$T/newdev/'\$n; mount --bind '$T/olddev/'\$n '$T/newdev/'\$n; done
-        python3 '$T/syslog-recv.py' '$T/newdev/log' '$T/syslog.txt' 4 &
+        python3 '$T/syslog-recv.py' '$T/newdev/log' '$T/syslog.txt' 30 &
+        rcv=\$!
+        # wait for readiness, not a fixed time: the machine may be loaded
         i=0; while [ ! -S '$T/newdev/log' ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
         mount --bind '$T/newdev' /dev
         LD_PRELOAD='$PRELOAD' M2MTLS_POLICY='$T/server.policy' M2MTLS_LOG=syslog openssl s_server \
             -accept 127.0.0.1:$P -www -cert '$T/server.pem' -key '$T/server.key' </dev/null >'$T/s_syslog.log' 2>&1 &
         srv=\$!
-        sleep 0.5
+        i=0; while ! grep -q '^ACCEPT' '$T/s_syslog.log' && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
         timeout 5 openssl s_client -connect 127.0.0.1:$P -cert '$T/good.pem' -key '$T/good.key' </dev/null >/dev/null 2>&1 || true
         timeout 5 openssl s_client -connect 127.0.0.1:$P -cert '$T/other.pem' -key '$T/other.key' </dev/null >/dev/null 2>&1 || true
-        sleep 0.5
-        kill \$srv
+        i=0; while ! grep -q 'reason=\"no association' '$T/syslog.txt' 2>/dev/null && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i + 1)); done
+        kill \$srv \$rcv || true
         wait
     " >syslog-ns.log 2>&1
     if grep -q "m2mtls\[[0-9]*\]: accepted client=127.0.0.1:[0-9]* peer=//sp.example.com/in-cse/Csensor7" syslog.txt 2>/dev/null \

@@ -32,7 +32,7 @@ export OPENSSL_CONF
 printf 'local-id //sp.example.com%s\nanchor sp-root sp-root.pem\npeer %s uri:%s sp-root\n' "$SRV_CSE" "$SRV_AE" "$SRV_AE" \
     >in-cse.policy
 # the program's own policy would take any AE of the SP (Cstranger too)
-printf 'local-id %s\nanchor sp-root sp-root.pem\npeers-from-cert sp-root uri-prefix://sp.example.com/in-cse/\n' "$SRV_CSE" >own.policy
+printf 'local-id //sp.example.com%s\nanchor sp-root sp-root.pem\npeers-from-cert sp-root uri-prefix://sp.example.com/in-cse/\n' "$SRV_CSE" >own.policy
 sed -e 's/^cert .*/cert stranger.pem/' -e 's/^key .*/key stranger.key/' -e "s|^local-id .*|local-id $SRV_STRANGER|" \
     a.policy >stranger.policy
 
@@ -49,7 +49,7 @@ prog_start tls env LD_PRELOAD="$PRELOAD" M2MTLS_POLICY="$T/in-cse.policy" \
     "$PROG" serve tls in-cse.pem in-cse.keyref.pem own.policy
 srv_log_has tls "the program's m2mtls_ssl_peer_id binds to the preload" "m2mtls_ssl_peer_id from $PRELOAD"
 srv_log_has tls "the program's own policy is not used, and the preload says so" \
-    "m2mtls: the program installs its own policy for $SRV_CSE: not used, M2MTLS_POLICY governs every TLS context"
+    "m2mtls: the program installs its own policy for //sp.example.com$SRV_CSE: not used, M2MTLS_POLICY governs every TLS context"
 srv_connect rel --policy a.policy --peer "$SRV_CSE" --to "127.0.0.1:$port" --send "FROM Cae1"
 srv_expect rel "the program reads the preload's label; a CSE-relative From of the bound AE is accepted" 0 \
     "reply:     peer=$SRV_AE from=Cae1 accepted"
