@@ -12,6 +12,7 @@ case $M2MTLS in /*) ;; *) M2MTLS=$PWD/$M2MTLS ;; esac
 [ -x "$M2MTLS" ] || { echo "$M2MTLS is not an executable"; exit 1; }
 command -v openssl >/dev/null || { echo "openssl command not found"; exit 1; }
 command -v python3 >/dev/null || { echo "python3 not found (needed to check --json)"; exit 1; }
+. "$(dirname "$0")/dated_cert.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/m2mtls-cli-XXXXXX") || exit 1
 [ -n "${KEEP_T:-}" ] || trap 'rm -rf "$T"' EXIT INT TERM
@@ -313,7 +314,8 @@ ae_ext /CSE-A/Csensor7 >relative.ext;                  lint_case relative linter
 ae_ext //sp.example.com/CSE-A/Sfleet >sunder.ext;      lint_case sunder linter sunder.ext
 ae_ext x URI://sp.example.com/CSE-A/Cb,DNS:b.sp.example.com >both.ext; lint_case both linter both.ext
 sed 's/=hash/=none/; s/=keyid/=none/' clean.ext >noids.ext; lint_case noids linter noids.ext
-lint_case expired linter clean.ext -- -days -1
+csr expired Cexpired; serial=$((serial + 1))      # it expired yesterday
+dated_cert gen expired.csr linter.pem linter.key clean.ext "$serial" -2 -1 expired.pem
 lint_case badext linter badsan.ext
 ca_ext | sed 's/^basicConstraints=critical,/basicConstraints=/; /^nameConstraints/d' >weakca.ext
 lint_case weakca ncroot weakca.ext

@@ -12,8 +12,10 @@ src=$1
 cd "$src"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   files=$(git ls-files --cached --others --exclude-standard)
-else # a tarball: every file but build trees
-  files=$(find . -path './build*' -prune -o -type f -print | sed 's|^\./||')
+else # a tarball, or a git worktree whose repository is out of sight (the Debian 13
+     # root mounts only the tree): every file but the build trees .gitignore names
+     # (build*/, and _build*/: run.sh unpacks Debian's nodejs into _build-node/)
+  files=$(find . \( -path './build*' -o -path './_build*' \) -prune -o -type f -print | sed 's|^\./||')
 fi
 
 is_source() {

@@ -33,6 +33,11 @@ suite=trixie
 # Packages run.sh installs that only its Debian 12 passes use (valgrind
 # memcheck, the clang fuzz build) or that are for the host (debootstrap).
 HOST_ONLY="valgrind clang libclang-rt-dev debootstrap"
+# Packages the root needs beyond PACKAGES: Debian's nodejs, for
+# tests/servers/srv_runtimes.sh (run.sh's install_debian_node gets the host's:
+# on Debian 12 it may unpack it into _build-node/, whose node needs Debian 12's
+# libraries). Debian 13's links the root's libssl3t64 (libssl.so.3).
+ROOT_EXTRA="nodejs"
 
 say() { echo "debian13: $*"; }
 die() { echo "debian13: error: $*" >&2; exit 1; }
@@ -118,7 +123,8 @@ apt_uri() {
 mirror=${M2MTLS_DEBIAN13_MIRROR:-$(apt_uri /debian || echo http://deb.debian.org/debian)}
 security=$(apt_uri /debian-security || true)
 
-# run.sh's PACKAGES, less the host-only ones, with their Debian 13 names.
+# run.sh's PACKAGES, less the host-only ones, with their Debian 13 names, and
+# ROOT_EXTRA.
 root_packages() {
   local p
   for p in $(sed -n '/^PACKAGES=(/,/)/{ s/#.*//; s/PACKAGES=(//; s/)//; p }' "$src/run.sh"); do
@@ -128,6 +134,7 @@ root_packages() {
       *) echo "$p" ;;
     esac
   done
+  printf '%s\n' $ROOT_EXTRA
 }
 
 ensure_debootstrap() {

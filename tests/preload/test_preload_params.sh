@@ -8,6 +8,7 @@
 # the test proves the options really loosen OpenSSL's own verification).
 # usage: test_preload_params.sh PATH-TO-m2mtls PATH-TO-m2mtls.so PATH-TO-libm2mtls-preload.so
 . "$(dirname "$0")/../servers/lib.sh"
+. "$(dirname "$0")/../dated_cert.sh"
 srv_init test_preload_params "$1" "$2"
 PRELOAD=${3:?usage: test_preload_params.sh m2mtls m2mtls.so libm2mtls-preload.so}
 case $PRELOAD in /*) ;; *) PRELOAD=$PWD/$PRELOAD ;; esac
@@ -18,18 +19,17 @@ srv_root cse-root "/O=m2mtls tests/CN=CSE Root"
 srv_root ae-root "/O=m2mtls tests/CN=AE Root"
 srv_leaf server cse-root "DNS:in-cse.sp.example.com" in-cse
 srv_leaf good ae-root "URI://sp.example.com/in-cse/Cgood" Cgood
-# ae_leaf NAME DAYS EXTRA-EXTENSION: an AE certificate of ae-root, valid DAYS
-# days from now (-1: it expired yesterday)
+# ae_leaf NAME FROM TO EXTRA-EXTENSION: an AE certificate of ae-root, valid
+# from FROM to TO days from now (-2 -1: it expired yesterday)
 ae_leaf() {
     srv_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$T/$1.key" -out "$T/$1.csr" -subj "/O=m2mtls tests/CN=C$1"
     printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=URI://sp.example.com/in-cse/C%s\n%s\n' \
-        "$1" "$3" >"$T/$1.ext"
-    srv_openssl x509 -req -in "$T/$1.csr" -CA "$T/ae-root.pem" -CAkey "$T/ae-root.key" -set_serial "$$" \
-        -days "$2" -extfile "$T/$1.ext" -out "$T/$1.pem"
+        "$1" "$4" >"$T/$1.ext"
+    dated_cert srv_openssl "$T/$1.csr" "$T/ae-root.pem" "$T/ae-root.key" "$T/$1.ext" "$$" "$2" "$3" "$T/$1.pem"
 }
-ae_leaf expired -1 ""
-ae_leaf srvonly 10 "extendedKeyUsage=serverAuth"
+ae_leaf expired -2 -1 ""
+ae_leaf srvonly -1 10 "extendedKeyUsage=serverAuth"
 printf 'local-id /in-cse\nanchor ae-root %s/ae-root.pem\npeers-from-cert ae-root uri-prefix://sp.example.com/in-cse/\n' \
     "$T" >"$T/server.policy"
 

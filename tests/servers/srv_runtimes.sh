@@ -8,9 +8,11 @@
 # association (TLS 1.2 and 1.3) and gets the page; an AE the policy does not
 # know and a look-alike root are refused; the preload logs the identity.
 # Python: Debian's /usr/bin/python3 (its ssl module links the system libssl3).
-# Node.js: Debian's nodejs (links the system libssl3): the node on PATH when it
-# links libssl.so.3, else the one ./run.sh unpacked into _build-node/ (run by
-# debian-node.sh); --openssl-shared-config makes it read openssl_conf.
+# Node.js: Debian's nodejs (links the system libssl3): the first of the node on
+# PATH, /usr/bin/node and /usr/bin/nodejs that links libssl.so.3 and runs (the
+# Debian 13 pass installs the root's nodejs), else the one ./run.sh unpacked
+# into _build-node/ (run by debian-node.sh); --openssl-shared-config makes it
+# read openssl_conf.
 # usage: srv_runtimes.sh M2MTLS PROVIDER PRELOAD
 . "$(dirname "$0")/lib.sh"
 srv_init runtimes "$1" "$2"
@@ -19,14 +21,23 @@ PYTHON=/usr/bin/python3
 [ -x "$PYTHON" ] || srv_die "$PYTHON not found: install the Debian package python3"
 "$PYTHON" -c 'import ssl' 2>/dev/null || srv_die "$PYTHON has no ssl module: install the Debian package python3"
 NODE_ROOT=${M2MTLS_DEBIAN_NODE:-$(cd "$(dirname "$0")/../.." && pwd)/_build-node/root}
-node=$(command -v node || true)
-if [ -n "$node" ] && ldd "$node" 2>/dev/null | grep -q 'libssl\.so\.3'; then
-    NODE="$node"
-elif [ -x "$NODE_ROOT/usr/bin/node" ]; then
+# system_node NODE: NODE runs here and links the system libssl.so.3 (the soname
+# of Debian 12's libssl3 and of Debian 13's libssl3t64 alike)
+system_node() {
+    [ -x "$1" ] && ldd "$1" 2>/dev/null | grep -q 'libssl\.so\.3 => /' && "$1" -e '' 2>/dev/null
+}
+NODE=""
+for _node in "$(command -v node || true)" /usr/bin/node /usr/bin/nodejs; do
+    if [ -n "$_node" ] && system_node "$_node"; then NODE=$_node; break; fi
+done
+if [ -z "$NODE" ] && [ -x "$NODE_ROOT/usr/bin/node" ]; then
+    # unpacked by ./run.sh from the host's Debian release: it needs that
+    # release's libraries (inside the Debian 13 root, Debian 12's does not run)
     NODE="sh $(dirname "$0")/debian-node.sh $NODE_ROOT"
-else
-    srv_die "no Node.js that links the system libssl3 (${node:-no node} does not): ./run.sh test installs or unpacks Debian's nodejs"
+    $NODE -e '' >"$T/node-check.log" 2>&1 || { srv_show "$T/node-check.log"
+        srv_die "$NODE_ROOT/usr/bin/node (Debian's nodejs $(cat "$NODE_ROOT/../version" 2>/dev/null), unpacked by ./run.sh) does not run here: install this system's Debian package nodejs"; }
 fi
+[ -n "$NODE" ] || srv_die "no Node.js that links the system libssl3 ($(command -v node || echo no node) does not): ./run.sh test installs or unpacks Debian's nodejs"
 echo "tested: $("$PYTHON" -c 'import ssl, sys; print("python", sys.version.split()[0], ssl.OPENSSL_VERSION)')"
 echo "tested: node $($NODE -p 'process.version') ($NODE)"
 
