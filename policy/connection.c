@@ -145,6 +145,10 @@ void m2_conn_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previous)
     m2_proof_clear(&c->pending);
     m2_conn_set_reason(c, M2MTLS_REJECT_NONE, NULL);
     m2_conn_use_policy(c, st);
+    if (c->unpoliced) { /* back on an m2mtls context (SSL_clear and reuse): the application's callback */
+        SSL_set_verify(ssl, SSL_get_verify_mode(ssl), c->app_verify_cb);
+        c->unpoliced = 0;
+    }
 }
 
 /* A later handshake (renegotiation, post-handshake authentication) must

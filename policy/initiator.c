@@ -48,6 +48,10 @@ static int client_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previ
         return 0;
     }
     SSL_set_verify(ssl, SSL_get_verify_mode(ssl) | SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+    /* (Called while the ClientHello is made, this is after its cipher list
+     * was written: the ServerHello is then held to the shorter list.) */
+    if (!m2_certificate_suites_only(ssl, c))
+        return 0;
     SSL_set_post_handshake_auth(ssl, 0);
     SSL_set_psk_use_session_callback(ssl, NULL);
     SSL_set_psk_client_callback(ssl, NULL);
@@ -98,6 +102,8 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
     SSL *ssl = (SSL *)cssl; /* the callback's view is const; the SSL is ours to change */
     m2_conn *c = m2_conn_get(ssl, 0);
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
+    if (c != NULL && st == NULL && c->expected != NULL && !SSL_is_server(ssl) && (where & SSL_CB_HANDSHAKE_START))
+        m2_refuse_unpoliced(ssl, c); /* moved to a context without m2mtls (SSL_set_SSL_CTX) */
     if (c != NULL && st != NULL && !SSL_is_server(ssl)) {
         if ((where & SSL_CB_HANDSHAKE_START) && client_start(ssl, c, st, 1)) {
             SSL_SESSION *sess = SSL_get_session(ssl);

@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Attempts to get around m2mtls, as an attacker and as a careless
+ * application would, with real handshakes over loopback (TLS 1.2, TLS 1.3,
+ * DTLS 1.2) and real certificate chains. Each test is one attempt; the
+ * README's "Attempts to get around it" lists them with their outcome (a
+ * bypass found and fixed, or an attempt that failed and stays as a test).
+ */
+/* SRP is deprecated in OpenSSL 3 but still built: an application may use it. */
+#undef OPENSSL_NO_DEPRECATED
+#undef OPENSSL_API_COMPAT
+#define OPENSSL_API_COMPAT 10101
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "pki.h"
+#include "hs.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/srp.h>
+#include <m2mtls/policy.h>
+
+static char *dir;
+static pki_cert root, look, ae_root, gw_root, nc_root, nc_int;
+
+typedef struct mode {
+    const char *name;
+    int         dtls, max_version;
+} mode;
+
+static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION };
+static const mode TLS13 = { "TLS 1.3", 0, 0 };
+static const mode DTLS12 = { "DTLS 1.2", 1, 0 };
+static const mode *const ALL[] = { &TLS12, &TLS13, &DTLS12 };
+static const mode *const NOT13[] = { &TLS12, &DTLS12 };
+
+static int issue_pair(const pki_cert *issuer, const char *name, const pki_san *sans)
+{
+    pki_cert c;
+    char cert[64], key[64];
+    snprintf(cert, sizeof cert, "%s.pem", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    int ok = pki_leaf(issuer, name, sans, &c) && pki_write_cert(dir, cert, c.cert) && pki_write_key(dir, key, c.key);
+    pki_cert_free(&c);
+    return ok;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = pki_tmpdir();
+    pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_cli[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_str[] = { { PKI_SAN_DNS, "stranger.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_gw[] = { { PKI_SAN_DNS, "gateway.sp.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_ae_gw[] = { { PKI_SAN_URI, "//sp.example.com/in-cse/Cgateway", 0 }, { 0, 0, 0 } };
+    pki_san s_ae7[] = { { PKI_SAN_URI, "//sp.example.com/in-cse/Csensor7", 0 }, { 0, 0, 0 } };
+    pki_opts nc = { .cn = "NC Intermediate", .issuer = &nc_root, .ca = PKI_BC_CA,
+                    .name_constraints = "critical,permitted;URI:.sp.example.com,excluded;URI:evil.sp.example.com" };
+    if (dir == NULL || !pki_root("Attack Root", &root) || !pki_root("Attack Root", &look)
+        || !pki_root("AE Root", &ae_root) || !pki_root("GW Root", &gw_root) || !pki_root("NC Root", &nc_root)
+        || !pki_issue(&nc, &nc_int))
+        return -1;
+    static const char srv_peers[] = "anchor ALPHA root.pem\npeer /CSE-CLI dns:client.example.com ALPHA\n";
+    int ok = pki_write_cert(dir, "root.pem", root.cert) && pki_write_cert(dir, "look.pem", look.cert)
+        && pki_write_cert(dir, "ae-root.pem", ae_root.cert) && pki_write_cert(dir, "gw-root.pem", gw_root.cert)
+        && pki_write_cert(dir, "nc-root.pem", nc_root.cert)
+        && issue_pair(&root, "server", s_srv) && issue_pair(&root, "client", s_cli)
+        && issue_pair(&root, "stranger", s_str) && issue_pair(&gw_root, "gateway", s_gw)
+        && issue_pair(&ae_root, "ae-gw", s_ae_gw) && issue_pair(&ae_root, "ae7", s_ae7)
+        && pki_writef(dir, "srv.policy", "local-id /CSE-SRV\ncert server.pem\nkey server.key\n%s", srv_peers)
+        && pki_writef(dir, "cli.policy", "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
+                      "anchor ALPHA root.pem\npeer /CSE-SRV dns:server.example.com ALPHA\n")
+        /* an IN-CSE: one gateway by its CSE name, and every AE of the SP's AE CA */
+        && pki_writef(dir, "pfc.policy", "local-id //sp.example.com/in-cse\n"
+                      "anchor AE ae-root.pem\nanchor GW gw-root.pem\n"
+                      "peer //sp.example.com/in-cse/Cgateway dns:gateway.sp.example.com GW\n"
+                      "peers-from-cert AE uri-prefix://sp.example.com/in-cse/\n")
+        && pki_writef(dir, "nc.policy", "local-id /CSE-SRV\nanchor NC nc-root.pem\n"
+                      "peer /LEAF dns:leaf.example.com NC\n");
+    return ok ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pki_cert *all[] = { &root, &look, &ae_root, &gw_root, &nc_root, &nc_int };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pki_cert_free(all[i]);
+    pki_rmtree(dir);
+    free(dir);
+    return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
+{
+    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
+    assert_non_null(ctx);
+    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
+        fail_msg("installing %s", policy);
+    return ctx;
+}
+
+/* A context of a program without m2mtls: NAME's certificate and key (or
+ * none), and when TRUST, the test root as its verify store with
+ * SSL_VERIFY_PEER | FAIL_IF_NO_PEER_CERT. */
+static SSL_CTX *plain_ctx(int server, const mode *m, const char *name, int trust)
+{
+    SSL_CTX *ctx = ctx_for(server, m, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (name != NULL) {
+        char cert[64], key[64];
+        snprintf(cert, sizeof cert, "%s.pem", name);
+        snprintf(key, sizeof key, "%s.key", name);
+        char *c = pki_path(dir, cert), *k = pki_path(dir, key);
+        int ok = SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM)
+                 && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
+        free(c);
+        free(k);
+        assert_true(ok);
+    }
+    if (trust) {
+        char *r = pki_path(dir, "root.pem");
+        assert_int_equal(SSL_CTX_load_verify_locations(ctx, r, NULL), 1);
+        free(r);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    return ctx;
+}
+
+static void run(const hs_opts *o, hs_side *s, hs_side *c)
+{
+    if (!hs_run(o, s, c))
+        fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
+}
+
+static void clear(hs_side *s, hs_side *c)
+{
+    hs_side_clear(s);
+    hs_side_clear(c);
+}
+
+static void expect_server_refused(const char *what, const mode *m, const hs_side *s)
+{
+    if (s->handshake_ok || s->peer_id != NULL)
+        fail_msg("%s (%s): the server completed the handshake (peer=%s, cipher=%s)", what, m->name,
+                 s->peer_id ? s->peer_id : "(none)", s->cipher);
+    if (s->reason == NULL)
+        fail_msg("%s (%s): refused without a reason", what, m->name);
+}
+
+static void expect_client_refused(const char *what, const mode *m, const hs_side *c)
+{
+    if (c->handshake_ok || c->peer_id != NULL)
+        fail_msg("%s (%s): the client completed the handshake (peer=%s, cipher=%s)", what, m->name,
+                 c->peer_id ? c->peer_id : "(none)", c->cipher);
+    if (c->reason == NULL)
+        fail_msg("%s (%s): refused without a reason", what, m->name);
+}
+
+static m2mtls_policy *load(const char *name)
+{
+    char *path = pki_path(dir, name);
+    m2mtls_policy *p = m2mtls_policy_load(path);
+    free(path);
+    if (p == NULL)
+        fail_msg("%s: %s", name, m2mtls_last_error());
+    return p;
+}
+
+static X509 *read_cert(const char *name)
+{
+    char *path = pki_path(dir, name);
+    FILE *f = fopen(path, "r");
+    free(path);
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    return x;
+}
+
+/* ---- cipher suites that authenticate nobody ------------------------------------- */
+
+static void app_info(const SSL *ssl, int where, int ret)
+{
+    (void)ssl;
+    (void)where;
+    (void)ret;
+}
+
+/* ARG non-NULL: the application also sets its own info callback (so the
+ * list is only shortened while the ClientHello is made, after its suites
+ * were written: the ServerHello is then held to the shorter list). */
+static void careless_ciphers(SSL *ssl, void *arg)
+{
+    assert_int_equal(SSL_set_cipher_list(ssl, "ALL:@SECLEVEL=0"), 1);
+    if (arg != NULL)
+        SSL_set_info_callback(ssl, app_info);
+}
+
+/* An initiator whose application offers every suite at security level 0
+ * ("ALL:@SECLEVEL=0", as programs do to reach old peers) meets a server
+ * that answers with an anonymous suite and sends no certificate. */
+static void test_initiator_refuses_anonymous_server(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 4; i++) {
+        const mode *m = NOT13[i % 2];
+        SSL_CTX *anon = plain_ctx(1, m, NULL, 0);
+        assert_int_equal(SSL_CTX_set_cipher_list(anon, "AECDH-AES128-SHA:@SECLEVEL=0"), 1);
+        SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
+        hs_opts o = { .server_ctx = anon, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
+                      .client_setup = careless_ciphers, .client_setup_arg = i >= 2 ? "own info callback" : NULL };
+        hs_side s, c;
+        run(&o, &s, &c);
+        /* (the server ends it: no shared suite, or none the client accepts) */
+        if (c.handshake_ok || s.handshake_ok)
+            fail_msg("%s%s: the client completed a handshake with an anonymous server (cipher %s)", m->name,
+                     i >= 2 ? ", own info callback" : "", c.cipher);
+        assert_null(c.peer_id);
+        clear(&s, &c);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(anon);
+    }
+    /* the same careless list still meets a certificate server on an authenticated suite */
+    SSL_CTX *sctx = ctx_for(1, &TLS12, "srv.policy");
+    SSL_CTX *cctx = ctx_for(0, &TLS12, "cli.policy");
+    hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV", .client_setup = careless_ciphers };
+    hs_side s, c;
+    run(&o, &s, &c);
+    assert_true(s.ok && c.ok);
+    assert_str_eq(c.peer_id, "/CSE-SRV");
+    clear(&s, &c);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
+static int srp_user(SSL *ssl, int *ad, void *arg)
+{
+    (void)arg;
+    const char *user = SSL_get_srp_username(ssl);
+    if (user == NULL || strcmp(user, "operator") != 0
+        || SSL_set_srp_server_param_pw(ssl, "operator", "secret", "2048") < 0) {
+        *ad = SSL_AD_UNKNOWN_PSK_IDENTITY;
+        return SSL3_AL_FATAL;
+    }
+    return SSL_ERROR_NONE;
+}
+
+/* A responder whose application also offers SRP (password logins): SRP
+ * suites never ask for a client certificate. */
+static void test_responder_refuses_srp_without_certificate(void **state)
+{
+    (void)state;
+    SSL_CTX *sctx = ctx_for(1, &TLS12, "srv.policy");
+    SSL_CTX_set_srp_username_callback(sctx, srp_user);
+    assert_int_equal(SSL_CTX_set_cipher_list(sctx, "SRP-AES-128-CBC-SHA:ECDHE-ECDSA-AES128-SHA256"), 1);
+    SSL_CTX *srp = plain_ctx(0, &TLS12, NULL, 0);
+    assert_int_equal(SSL_CTX_set_cipher_list(srp, "SRP-AES-128-CBC-SHA"), 1);
+    assert_int_equal(SSL_CTX_set_srp_username(srp, "operator"), 1);
+    assert_int_equal(SSL_CTX_set_srp_password(srp, "secret"), 1);
+    SSL_CTX_set_options(srp, SSL_OP_NO_TICKET); /* no ticket: no end-of-handshake check there */
+    hs_opts o = { .server_ctx = sctx, .client_ctx = srp };
+    hs_side s, c;
+    run(&o, &s, &c);
+    expect_server_refused("an SRP client without a certificate", &TLS12, &s);
+    clear(&s, &c);
+    SSL_CTX_free(srp);
+    SSL_CTX_free(sctx);
+}
+
+/* ---- a connection moved to a context without m2mtls ----------------------------------- */
+
+static int switch_to_plain(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name != NULL && strcmp(name, "plain.example.com") == 0)
+        SSL_set_SSL_CTX(ssl, (SSL_CTX *)arg);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void sni_plain(SSL *ssl, void *arg)
+{
+    (void)arg;
+    SSL_set_tlsext_host_name(ssl, "plain.example.com");
+}
+
+/* A server's SNI callback moves the connection to a virtual host whose
+ * context has no m2mtls (it verifies clients with OpenSSL alone, against
+ * the same root). A client that the policy does not know, and that asks for
+ * no ticket, must not complete a handshake on the m2mtls server. */
+static void test_sni_switch_to_context_without_m2mtls(void **state)
+{
+    (void)state;
+    for (size_t i = 2; i < 3; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *plain = plain_ctx(1, m, "server", 1);
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
+        SSL_CTX_set_tlsext_servername_callback(sctx, switch_to_plain);
+        SSL_CTX_set_tlsext_servername_arg(sctx, plain);
+        SSL_CTX *stranger = plain_ctx(0, m, "stranger", 0);
+        SSL_CTX_set_options(stranger, SSL_OP_NO_TICKET);
+        hs_opts o = { .server_ctx = sctx, .client_ctx = stranger, .dtls = m->dtls, .client_setup = sni_plain };
+        hs_side s, c;
+        run(&o, &s, &c);
+        expect_server_refused("switched to a context without m2mtls", m, &s);
+        clear(&s, &c);
+        SSL_CTX_free(stranger);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(plain);
+    }
+}
+
+static void move_to_plain_client(SSL *ssl, void *arg)
+{
+    SSL_set_SSL_CTX(ssl, (SSL_CTX *)arg);
+}
+
+/* An initiator asked for /CSE-SRV, then its application moved the SSL to a
+ * context without m2mtls (OpenSSL's verification against the same root):
+ * a server with another name must still be refused. */
+static void test_initiator_moved_to_context_without_m2mtls(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *strange_srv = plain_ctx(1, m, "stranger", 0);
+        SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
+        SSL_CTX *plain = plain_ctx(0, m, "client", 1);
+        hs_opts o = { .server_ctx = strange_srv, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
+                      .client_setup = move_to_plain_client, .client_setup_arg = plain };
+        hs_side s, c;
+        run(&o, &s, &c);
+        expect_client_refused("moved to a context without m2mtls", m, &c);
+        clear(&s, &c);
+        SSL_CTX_free(plain);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(strange_srv);
+    }
+}
+
+/* ---- identities -------------------------------------------------------------------- */
+
+/* The policy binds //sp.example.com/in-cse/Cgateway to the gateway's CSE
+ * name under its own root. An AE of the SP's AE CA whose URI is that very
+ * AE-ID must not obtain the gateway's identity through peers-from-cert. */
+static void test_peers_from_cert_cannot_take_a_configured_identity(void **state)
+{
+    (void)state;
+    m2mtls_policy *p = load("pfc.policy");
+    X509 *fake = read_cert("ae-gw.pem"), *gw = read_cert("gateway.pem"), *ae7 = read_cert("ae7.pem");
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert(p, fake, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    if (v.accepted)
+        fail_msg("an AE certificate of the AE CA is labelled %s, the identity of the gateway's peer line",
+                 v.peer_id);
+    assert_contains(v.reason, "//sp.example.com/in-cse/Cgateway");
+    m2mtls_verdict_clear(&v);
+    /* the gateway itself, and any other AE, as before */
+    assert_int_equal(m2mtls_policy_check_cert(p, gw, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    assert_true(v.accepted);
+    assert_str_eq(v.peer_id, "//sp.example.com/in-cse/Cgateway");
+    m2mtls_verdict_clear(&v);
+    assert_int_equal(m2mtls_policy_check_cert(p, ae7, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    assert_true(v.accepted);
+    assert_str_eq(v.peer_id, "//sp.example.com/in-cse/Csensor7");
+    m2mtls_verdict_clear(&v);
+    /* an initiator that asks for the gateway does not take the AE either */
+    assert_int_equal(m2mtls_policy_check_cert(p, fake, NULL, "//sp.example.com/in-cse/Cgateway",
+                                              M2MTLS_INITIATOR, 0, &v), 1);
+    assert_false(v.accepted);
+    m2mtls_verdict_clear(&v);
+    X509_free(fake);
+    X509_free(gw);
+    X509_free(ae7);
+    m2mtls_policy_free(p);
+}
+
+/* ---- name constraints ---------------------------------------------------------------- */
+
+/* A leaf under an intermediate whose URI subtrees permit .sp.example.com and
+ * exclude evil.sp.example.com, carrying the association's dNSName and URI. */
+static void nc_case(const char *uri, int want_accept)
+{
+    pki_san sans[] = { { PKI_SAN_DNS, "leaf.example.com", 0 }, { PKI_SAN_URI, uri, 0 }, { 0, 0, 0 } };
+    pki_cert leaf;
+    assert_true(pki_leaf(&nc_int, "leaf", sans, &leaf));
+    m2mtls_policy *p = load("nc.policy");
+    STACK_OF(X509) *chain = pki_stack(nc_int.cert, (X509 *)NULL);
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert(p, leaf.cert, chain, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    if (want_accept && !v.accepted)
+        fail_msg("%s: refused: %s", uri, v.reason);
+    if (!want_accept && v.accepted)
+        fail_msg("%s: accepted under a CA that excludes evil.sp.example.com", uri);
+    if (!want_accept)
+        assert_contains(v.reason, "name constraint");
+    m2mtls_verdict_clear(&v);
+    sk_X509_pop_free(chain, X509_free);
+    m2mtls_policy_free(p);
+    pki_cert_free(&leaf);
+}
+
+static void test_name_constraints_authority_tricks(void **state)
+{
+    (void)state;
+    nc_case("//ok.sp.example.com/CSE/Cx", 1);
+    nc_case("//evil.sp.example.com/CSE/Cx", 0);
+    nc_case("//EVIL.sp.example.com/CSE/Cx", 0);
+    nc_case("//evil.sp.example.com:8443/CSE/Cx", 0);
+    /* RFC 3986: userinfo before '@'; the host is evil.sp.example.com */
+    nc_case("//ok.sp.example.com:@evil.sp.example.com/CSE/Cx", 0);
+    nc_case("//ok.sp.example.com@evil.sp.example.com/CSE/Cx", 0);
+    nc_case("//evil.sp.example.com./CSE/Cx", 0);
+    nc_case("//[::1]/CSE/Cx", 0);
+    nc_case("//other.example.com/CSE/Cx", 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_initiator_refuses_anonymous_server),
+        cmocka_unit_test(test_responder_refuses_srp_without_certificate),
+        cmocka_unit_test(test_sni_switch_to_context_without_m2mtls),
+        cmocka_unit_test(test_initiator_moved_to_context_without_m2mtls),
+        cmocka_unit_test(test_peers_from_cert_cannot_take_a_configured_identity),
+        cmocka_unit_test(test_name_constraints_authority_tricks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
