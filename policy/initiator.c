@@ -111,7 +111,7 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
                 SSL_set_session(ssl, NULL);
         }
         if (where & SSL_CB_HANDSHAKE_DONE)
-            m2_conn_settle(ssl, c, 1);
+            m2_conn_settle(ssl, c, m2_handshake_completed(ssl));
     }
     void (*app)(const SSL *, int, int) = c != NULL ? c->app_info_cb : NULL;
     if (app == NULL)

@@ -283,6 +283,8 @@ M2_HIDDEN int      m2_conn_is_later(const SSL *ssl);
  * checks: its proof (c->pending, or c->label once settled), or NULL with
  * c->reason set. */
 M2_HIDDEN const m2_proof *m2_conn_prove(SSL *ssl, m2_conn *c);
+/* The handshake under way has completed (not only its early-data part). */
+M2_HIDDEN int      m2_handshake_completed(const SSL *ssl);
 /* When the handshake named by SSL's randoms has completed (COMPLETED),
  * makes its proof the label, or records why there is none. */
 M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);

@@ -11,8 +11,14 @@
 #undef OPENSSL_API_COMPAT
 #define OPENSSL_API_COMPAT 10101
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -424,6 +430,224 @@ static void test_name_constraints_authority_tricks(void **state)
     nc_case("//other.example.com/CSE/Cx", 0);
 }
 
+/* ---- files that are not policy files ---------------------------------------------------- */
+
+/* NAME must not load, promptly, with WHY among its errors. */
+static void load_refused(const char *path, const char *why)
+{
+    m2mtls_policy *p = m2mtls_policy_load(path);
+    if (p != NULL)
+        fail_msg("%s loaded", path);
+    assert_contains(m2mtls_last_error(), why);
+}
+
+/* A FIFO (opening it would wait for a writer: a reload would hold the
+ * handshake that runs it), a device that never ends, a directory, a file of
+ * one endless line; as the policy, an anchor or a CRL. Each is refused at
+ * once with its FILE:LINE error, and costs no memory. */
+static void test_policy_files_that_are_not_files(void **state)
+{
+    (void)state;
+    char *fifo = pki_path(dir, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    load_refused(fifo, "a FIFO, not a regular file");
+    load_refused("/dev/zero", "a character device, not a regular file");
+    load_refused(dir, "a directory, not a regular file");
+    char *line = malloc(3u << 20);
+    assert_non_null(line);
+    memset(line, 'x', 3u << 20);
+    assert_true(pki_write_bytes(dir, "endless.policy", line, 3u << 20));
+    free(line);
+    char *endless = pki_path(dir, "endless.policy");
+    load_refused(endless, "endless.policy:1: the line is longer than 65536 bytes");
+    free(endless);
+    assert_true(pki_writef(dir, "fifo-anchor.policy", "local-id /X\nanchor A %s\npeer /P dns:p.example.com A\n", fifo));
+    assert_true(pki_writef(dir, "fifo-crl.policy", "local-id /X\nanchor A root.pem\ncrl %s\n"
+                           "peer /P dns:p.example.com A\n", fifo));
+    assert_true(pki_writef(dir, "zero-crl.policy", "local-id /X\nanchor A root.pem\ncrl /dev/zero\n"
+                           "peer /P dns:p.example.com A\n"));
+    char *a = pki_path(dir, "fifo-anchor.policy"), *c = pki_path(dir, "fifo-crl.policy"),
+         *z = pki_path(dir, "zero-crl.policy");
+    load_refused(a, "fifo-anchor.policy:2: anchor: cannot read");
+    load_refused(c, "fifo-crl.policy:3: crl: cannot read");
+    load_refused(z, "zero-crl.policy:3: crl: cannot read /dev/zero: it is a character device");
+    free(a);
+    free(c);
+    free(z);
+    unlink(fifo);
+    free(fifo);
+}
+
+/* ---- TLS 1.3 early data ------------------------------------------------------------------ */
+
+/* A blocking TCP connection accepted on LFD (hs_listen's), or -1. */
+static int accept_blocking(int lfd)
+{
+    struct pollfd p = { .fd = lfd, .events = POLLIN };
+    if (poll(&p, 1, HS_TIMEOUT_MS) != 1)
+        return -1;
+    int fd = accept(lfd, NULL, NULL);
+    struct timeval tv = { 10, 0 };
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    return fd;
+}
+
+static int connect_blocking(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { 10, 0 };
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+struct early_server {
+    SSL_CTX *ctx;
+    int      lfd;
+    int      finished_early;   /* SSL_read_early_data said FINISH (OpenSSL's early "done") */
+    char    *label_early;      /* the label asked for there */
+    int      completed;
+    char    *label;            /* and once the handshake completed */
+    int      served;
+};
+
+/* A server that calls SSL_read_early_data (as nginx with ssl_early_data,
+ * or any early-data-aware server does) and asks for the label there. */
+static void *early_server(void *v)
+{
+    struct early_server *e = v;
+    int fd = accept_blocking(e->lfd);
+    SSL *ssl = fd >= 0 ? SSL_new(e->ctx) : NULL;
+    if (ssl == NULL || !SSL_set_fd(ssl, fd))
+        goto out;
+    char buf[64];
+    size_t n;
+    int r;
+    while ((r = SSL_read_early_data(ssl, buf, sizeof buf, &n)) == SSL_READ_EARLY_DATA_SUCCESS)
+        ;
+    e->finished_early = r == SSL_READ_EARLY_DATA_FINISH;
+    const char *early = m2mtls_ssl_peer_id(ssl);
+    e->label_early = early != NULL ? strdup(early) : NULL;
+    e->completed = SSL_do_handshake(ssl) == 1;
+    const char *label = m2mtls_ssl_peer_id(ssl);
+    e->label = label != NULL ? strdup(label) : NULL;
+    e->served = e->completed && SSL_read(ssl, buf, 4) == 4 && SSL_write(ssl, "pong", 4) == 4;
+out:
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* OpenSSL leaves "init" once before a TLS 1.3 handshake with early data is
+ * over (server: after its Finished). A label asked for there is none; the
+ * handshake's real end has it (the early "done" used to settle the
+ * handshake without one, for good). */
+static void test_early_data_server_label(void **state)
+{
+    (void)state;
+    SSL_CTX *sctx = ctx_for(1, &TLS13, "srv.policy");
+    SSL_CTX_set_max_early_data(sctx, 16384); /* the application wants it; m2mtls turns it off */
+    SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
+    SSL_CTX *anon = plain_ctx(0, &TLS13, NULL, 0);
+    SSL_CTX *clients[] = { cctx, anon };
+    for (int k = 0; k < 2; k++) {
+        struct early_server e = { .ctx = sctx };
+        int port;
+        e.lfd = hs_listen(0, &port);
+        assert_true(e.lfd >= 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, early_server, &e), 0);
+        SSL *ssl = SSL_new(clients[k]);
+        if (k == 0)
+            assert_int_equal(m2mtls_ssl_set_peer(ssl, "/CSE-SRV"), 1);
+        hs_side c = { 0 };
+        c.fd = -1;
+        hs_client_run(ssl, port, 0, 0, &c);
+        pthread_join(t, NULL);
+        close(e.lfd);
+        assert_true(e.finished_early);
+        if (e.label_early != NULL)
+            fail_msg("a label before the client's certificate arrived: %s", e.label_early);
+        if (k == 0) {
+            if (e.label == NULL || strcmp(e.label, "/CSE-CLI") != 0)
+                fail_msg("the completed handshake has no label (SSL_read_early_data's early 'done' settled it): %s",
+                         e.label ? e.label : "(none)");
+            assert_true(e.served && c.ok);
+        } else {
+            if (e.completed || e.label != NULL)
+                fail_msg("a client without a certificate completed a handshake (label %s)",
+                         e.label ? e.label : "(none)");
+        }
+        free(e.label_early);
+        free(e.label);
+        hs_side_clear(&c);
+    }
+    SSL_CTX_free(anon);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
+/* An initiator that resumes with 0-RTT data (SSL_write_early_data): OpenSSL
+ * says "done" after the ClientHello; the label is the resumed session's,
+ * once the server's Finished arrived. (The server here is a plain OpenSSL
+ * one that allows early data.) */
+static void test_early_data_client_label(void **state)
+{
+    (void)state;
+    SSL_CTX *sctx = plain_ctx(1, &TLS13, "server", 0);
+    SSL_CTX_set_max_early_data(sctx, 16384);
+    SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
+    hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
+    hs_side s, c;
+    run(&o, &s, &c);
+    assert_true(s.ok && c.ok);
+    assert_non_null(c.session);
+    assert_true(SSL_SESSION_get_max_early_data(c.session) > 0);
+    int port, lfd = hs_listen(0, &port);
+    assert_true(lfd >= 0);
+    struct early_server e = { .ctx = sctx, .lfd = lfd };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, early_server, &e), 0);
+    SSL *ssl = SSL_new(cctx);
+    assert_int_equal(m2mtls_ssl_set_peer(ssl, "/CSE-SRV"), 1);
+    assert_int_equal(SSL_set_session(ssl, c.session), 1);
+    int fd = connect_blocking(port);
+    assert_true(fd >= 0);
+    assert_int_equal(SSL_set_fd(ssl, fd), 1);
+    size_t written = 0;
+    assert_int_equal(SSL_write_early_data(ssl, "ping", 4, &written), 1);
+    assert_null(m2mtls_ssl_peer_id(ssl)); /* nothing proven yet */
+    int done = SSL_do_handshake(ssl) == 1;
+    char buf[4];
+    int echoed = done && SSL_write(ssl, "ping", 4) == 4 && SSL_read(ssl, buf, 4) == 4;
+    const char *label = m2mtls_ssl_peer_id(ssl);
+    if (!done || label == NULL || strcmp(label, "/CSE-SRV") != 0)
+        fail_msg("a resumed handshake with early data ends without its label (%s; resumed=%d)",
+                 label ? label : "(none)", SSL_session_reused(ssl));
+    assert_true(SSL_session_reused(ssl));
+    assert_true(echoed);
+    SSL_free(ssl);
+    close(fd);
+    pthread_join(t, NULL);
+    close(lfd);
+    free(e.label_early);
+    free(e.label);
+    clear(&s, &c);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +657,9 @@ int main(void)
         cmocka_unit_test(test_initiator_moved_to_context_without_m2mtls),
         cmocka_unit_test(test_peers_from_cert_cannot_take_a_configured_identity),
         cmocka_unit_test(test_name_constraints_authority_tricks),
+        cmocka_unit_test(test_policy_files_that_are_not_files),
+        cmocka_unit_test(test_early_data_server_label),
+        cmocka_unit_test(test_early_data_client_label),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
