@@ -648,6 +648,536 @@ static void test_early_data_client_label(void **state)
     SSL_CTX_free(sctx);
 }
 
+/* ---- TS-0003 7.2.1: From ------------------------------------------------------------------- */
+
+/* The registrar's side of a connection from the client NAME (a plain
+ * OpenSSL client with NAME's certificate), kept open. */
+static SSL *registrar_side(SSL_CTX *sctx, const char *name)
+{
+    SSL_CTX *cctx = plain_ctx(0, &TLS12, name, 0);
+    hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .keep = 1 };
+    hs_side s, c;
+    run(&o, &s, &c);
+    if (!s.ok)
+        fail_msg("%s: not accepted by the registrar: %s", name, s.reason ? s.reason : "-");
+    SSL *ssl = s.ssl;
+    s.ssl = NULL;
+    close(s.fd);
+    s.fd = -1;
+    clear(&s, &c);
+    SSL_CTX_free(cctx);
+    return ssl;
+}
+
+static void from_forms(SSL *reg, const char *bound, const char *const *yes, const char *const *no)
+{
+    assert_str_eq(m2mtls_ssl_peer_id(reg), bound);
+    for (size_t i = 0; yes[i] != NULL; i++)
+        if (!m2mtls_ssl_check_originator(reg, yes[i]))
+            fail_msg("bound to %s: From '%s' refused", bound, yes[i]);
+    for (size_t i = 0; no[i] != NULL; i++)
+        if (m2mtls_ssl_check_originator(reg, no[i]))
+            fail_msg("bound to %s: From '%s' accepted", bound, no[i]);
+    assert_int_equal(m2mtls_ssl_check_originator(reg, NULL), 0);
+}
+
+/* Every From form against an AE peer (C- and S-stem) and a CSE peer of a
+ * registrar /CSE-1 of //sp.example.com: relative forms are completed with
+ * the registrar's own CSE-ID and SP-ID; nothing is decoded or normalised
+ * (percent-encodings, dot segments, case of paths, trailing slashes), so a
+ * form that is not exactly the identity is refused. */
+static void test_originator_forms(void **state)
+{
+    (void)state;
+    pki_san s_c[] = { { PKI_SAN_URI, "//sp.example.com/CSE-1/Csensor7", 0 }, { 0, 0, 0 } };
+    pki_san s_s[] = { { PKI_SAN_URI, "//sp.example.com/Sadmin", 0 }, { 0, 0, 0 } };
+    pki_san s_m[] = { { PKI_SAN_DNS, "mn-cse.sp.example.com", 0 }, { 0, 0, 0 } };
+    assert_true(issue_pair(&ae_root, "from-c", s_c) && issue_pair(&ae_root, "from-s", s_s)
+                && issue_pair(&root, "from-m", s_m));
+    assert_true(pki_writef(dir, "registrar.policy",
+                           "local-id /CSE-1\nsp-id //sp.example.com\ncert server.pem\nkey server.key\n"
+                           "anchor AE ae-root.pem\nanchor ALPHA root.pem\n"
+                           "peer //sp.example.com/CSE-1/Csensor7 uri://sp.example.com/CSE-1/Csensor7 AE\n"
+                           "peer //sp.example.com/Sadmin uri://sp.example.com/Sadmin AE\n"
+                           "peer /mn-cse dns:mn-cse.sp.example.com ALPHA\n"));
+    SSL_CTX *sctx = ctx_for(1, &TLS12, "registrar.policy");
+    char *huge = malloc(1 << 20);
+    assert_non_null(huge);
+    memset(huge, 'C', (1 << 20) - 1);
+    huge[(1 << 20) - 1] = '\0';
+
+    SSL *reg = registrar_side(sctx, "from-c");
+    const char *c_yes[] = { "Csensor7", "/CSE-1/Csensor7", "//sp.example.com/CSE-1/Csensor7",
+                            "//SP.Example.COM/CSE-1/Csensor7", NULL };
+    const char *c_no[] = { "", "csensor7", "CSENSOR7", "/cse-1/Csensor7", "Csensor7/", "/CSE-1/Csensor7/",
+                           "//sp.example.com/CSE-1/Csensor7/", "//sp.example.com//CSE-1/Csensor7",
+                           "//sp.example.com./CSE-1/Csensor7", "%43sensor7", "/CSE-1/%43sensor7",
+                           "//sp.example.com/CSE-1/%43sensor7", "//sp.example.com%2FCSE-1/Csensor7",
+                           "/CSE-1/../CSE-1/Csensor7", "./Csensor7", "CSE-1/Csensor7", "/Csensor7",
+                           "//sp.example.com/Csensor7", "//other-sp.com/CSE-1/Csensor7", "/CSE-2/Csensor7",
+                           "//sp.example.com/CSE-2/Csensor7", "Csensor7 ", " Csensor7", "Csensor7\n",
+                           "Csensor77", "Csensor", "//", "/", "///CSE-1/Csensor7", "//sp.example.com",
+                           "//sp.example.com/", "Ssensor7", "//sp.example.com:443/CSE-1/Csensor7",
+                           "//x@sp.example.com/CSE-1/Csensor7", huge, NULL };
+    from_forms(reg, "//sp.example.com/CSE-1/Csensor7", c_yes, c_no);
+    SSL_free(reg);
+
+    /* an S-AE-ID is unique in its SP: "Sadmin" is already SP-relative (and
+     * "/Sadmin", a CSE-ID of that SP, has the same absolute form) */
+    reg = registrar_side(sctx, "from-s");
+    const char *s_yes[] = { "Sadmin", "/Sadmin", "//sp.example.com/Sadmin", NULL };
+    const char *s_no[] = { "/CSE-1/Sadmin", "//other-sp.com/Sadmin", "sadmin", "Sadmin/", "//sp.example.com/Sadmin/",
+                           "CSE-1/Sadmin", NULL };
+    from_forms(reg, "//sp.example.com/Sadmin", s_yes, s_no);
+    SSL_free(reg);
+
+    /* a CSE: SP-relative /mn-cse, or absolute; "mn-cse" would be an AE of /CSE-1 */
+    reg = registrar_side(sctx, "from-m");
+    const char *m_yes[] = { "/mn-cse", "//sp.example.com/mn-cse", "//SP.EXAMPLE.COM/mn-cse", NULL };
+    const char *m_no[] = { "mn-cse", "/MN-CSE", "/mn-cse/", "//other-sp.com/mn-cse", "/CSE-1/mn-cse",
+                           "mn-cse.sp.example.com", "dns:mn-cse.sp.example.com", "//sp.example.com/mn-cse/", NULL };
+    from_forms(reg, "/mn-cse", m_yes, m_no);
+    SSL_free(reg);
+    free(huge);
+    SSL_CTX_free(sctx);
+}
+
+/* ---- chains and revocation ------------------------------------------------------------------- */
+
+static void chain_refused(const char *policy, X509 *leaf, STACK_OF(X509) *chain, const char *what, const char *why)
+{
+    m2mtls_policy *p = load(policy);
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert(p, leaf, chain, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    if (v.accepted)
+        fail_msg("%s: accepted as %s", what, v.peer_id);
+    if (why != NULL)
+        assert_contains(v.reason, why);
+    m2mtls_verdict_clear(&v);
+    m2mtls_policy_free(p);
+}
+
+/* A pathLenConstraint violated, a leaf issued by a pinned end-entity anchor
+ * (CA:FALSE), an expired anchor; and with `crl` lines: an expired CRL, a CRL
+ * signed by a look-alike of the issuer (same name, another key), an
+ * intermediate whose CRL is missing. */
+static void test_chain_and_crl_edges(void **state)
+{
+    (void)state;
+    pki_san s_leaf[] = { { PKI_SAN_DNS, "leaf.example.com", 0 }, { 0, 0, 0 } };
+    /* basicConstraints CA:TRUE, pathLenConstraint 0 */
+    static const unsigned char bc_len0[] = { 0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00 };
+    pki_ext len0[] = { { "basicConstraints", 1, bc_len0, sizeof bc_len0 }, { NULL, 0, NULL, 0 } };
+    pki_cert r0, i1, i2, leaf, pin, under_pin, old_root, old_leaf;
+    pki_opts o_r0 = { .cn = "PathLen0 Root", .ca = PKI_BC_NONE, .raw_exts = len0,
+                      .key_usage = KU_KEY_CERT_SIGN | KU_CRL_SIGN };
+    pki_opts o_i1 = { .cn = "Int 1", .issuer = &r0, .ca = PKI_BC_CA };
+    pki_opts o_i2 = { .cn = "Int 2", .issuer = &i1, .ca = PKI_BC_CA };
+    pki_opts o_pin = { .cn = "pinned", .sans = s_leaf, .ca = PKI_BC_LEAF };
+    pki_opts o_old = { .cn = "Expired Root", .ca = PKI_BC_CA, .not_before = -10 * 86400, .not_after = -86400 };
+    assert_true(pki_issue(&o_r0, &r0) && pki_issue(&o_i1, &i1) && pki_issue(&o_i2, &i2)
+                && pki_leaf(&i2, "leaf", s_leaf, &leaf) && pki_issue(&o_pin, &pin)
+                && pki_leaf(&pin, "under pin", s_leaf, &under_pin) && pki_issue(&o_old, &old_root)
+                && pki_leaf(&old_root, "old leaf", s_leaf, &old_leaf));
+    assert_true(pki_write_cert(dir, "r0.pem", r0.cert) && pki_write_cert(dir, "pin.pem", pin.cert)
+                && pki_write_cert(dir, "old-root.pem", old_root.cert)
+                && pki_writef(dir, "r0.policy", "anchor R r0.pem\npeer /LEAF dns:leaf.example.com R\n")
+                && pki_writef(dir, "pin.policy", "anchor P pin.pem\npeer /LEAF dns:leaf.example.com P\n")
+                && pki_writef(dir, "old.policy", "anchor O old-root.pem\npeer /LEAF dns:leaf.example.com O\n"));
+    STACK_OF(X509) *c2 = pki_stack(i2.cert, i1.cert, (X509 *)NULL);
+    chain_refused("r0.policy", leaf.cert, c2, "two intermediates under a root with pathLenConstraint 0",
+                  "path length constraint exceeded");
+    sk_X509_pop_free(c2, X509_free);
+    chain_refused("pin.policy", under_pin.cert, NULL, "a leaf issued by a pinned end-entity anchor", "'P'");
+    chain_refused("old.policy", old_leaf.cert, NULL, "a leaf under an expired anchor", "expired");
+
+    /* revocation */
+    long none[] = { 0 };
+    X509_CRL *expired = pki_crl(&root, none, 0, -3600), *forged = pki_crl(&look, none, 0, 86400),
+             *good = pki_crl(&root, none, 0, 86400);
+    pki_cert inter, under_inter;
+    pki_opts o_int = { .cn = "Attack Int", .issuer = &root, .ca = PKI_BC_CA };
+    assert_true(expired && forged && good && pki_issue(&o_int, &inter)
+                && pki_leaf(&inter, "leaf", s_leaf, &under_inter) && pki_leaf(&root, "leaf", s_leaf, &leaf));
+    assert_true(pki_write_crl(dir, "expired.crl", expired) && pki_write_crl(dir, "forged.crl", forged)
+                && pki_write_crl(dir, "good.crl", good)
+                && pki_writef(dir, "crl-expired.policy", "anchor A root.pem\ncrl expired.crl\n"
+                              "peer /LEAF dns:leaf.example.com A\n")
+                && pki_writef(dir, "crl-forged.policy", "anchor A root.pem\ncrl forged.crl\n"
+                              "peer /LEAF dns:leaf.example.com A\n")
+                && pki_writef(dir, "crl-good.policy", "anchor A root.pem\ncrl good.crl\n"
+                              "peer /LEAF dns:leaf.example.com A\n"));
+    chain_refused("crl-expired.policy", leaf.cert, NULL, "an expired CRL", "CRL has expired");
+    chain_refused("crl-forged.policy", leaf.cert, NULL, "a CRL signed by a look-alike of the issuer", NULL);
+    STACK_OF(X509) *ci = pki_stack(inter.cert, (X509 *)NULL);
+    chain_refused("crl-good.policy", under_inter.cert, ci, "an intermediate without its CRL", "unable to get certificate CRL");
+    sk_X509_pop_free(ci, X509_free);
+    /* and the good CRL lets the root's own leaf in */
+    m2mtls_policy *p = load("crl-good.policy");
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert(p, leaf.cert, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    assert_true(v.accepted);
+    m2mtls_verdict_clear(&v);
+    m2mtls_policy_free(p);
+    X509_CRL_free(expired);
+    X509_CRL_free(forged);
+    X509_CRL_free(good);
+    pki_cert *all[] = { &r0, &i1, &i2, &leaf, &pin, &under_pin, &old_root, &old_leaf, &inter, &under_inter };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pki_cert_free(all[i]);
+}
+
+/* ---- names ------------------------------------------------------------------------------------- */
+
+static void name_case(const char *what, const pki_san *sans, const char *want)
+{
+    pki_cert c;
+    assert_true(pki_leaf(&root, "names", sans, &c));
+    assert_true(pki_writef(dir, "names.policy", "anchor ALPHA root.pem\n"
+                           "peer /CSE-SRV dns:server.example.com ALPHA\n"
+                           "peer //sp.example.com/in-cse/Cx uri://sp.example.com/in-cse/Cx ALPHA\n"
+                           "peer /CSE-Y dns:y.example.com ALPHA\n"));
+    m2mtls_policy *p = load("names.policy");
+    m2mtls_verdict v;
+    assert_int_equal(m2mtls_policy_check_cert(p, c.cert, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+    if (want == NULL && v.accepted)
+        fail_msg("%s: accepted as %s", what, v.peer_id);
+    if (want != NULL && (!v.accepted || strcmp(v.peer_id, want) != 0))
+        fail_msg("%s: %s", what, v.accepted ? v.peer_id : v.reason);
+    m2mtls_verdict_clear(&v);
+    m2mtls_policy_free(p);
+    pki_cert_free(&c);
+}
+
+/* Names that look like a configured one: none is that name. */
+static void test_name_lookalikes(void **state)
+{
+    (void)state;
+    const struct { const char *what; pki_san sans[3]; const char *want; } cases[] = {
+        { "dNSName with a trailing dot", { { PKI_SAN_DNS, "server.example.com.", 0 } }, NULL },
+        { "dNSName in upper case (DNS names compare case-insensitively)", { { PKI_SAN_DNS, "SERVER.Example.COM", 0 } },
+          "/CSE-SRV" },
+        { "dNSName in UTF-8 for an ASCII name", { { PKI_SAN_DNS, "server.example.co\xc9\xb1", 0 } }, NULL },
+        { "dNSName with a NUL after the name", { { PKI_SAN_DNS, "server.example.com\0.evil.com", 34 } }, NULL },
+        { "the CSE's name as a URI", { { PKI_SAN_URI, "server.example.com", 0 } }, NULL },
+        { "the CSE's name as an e-mail address", { { PKI_SAN_EMAIL, "server.example.com", 0 } }, NULL },
+        { "the CSE's name as an otherName", { { PKI_SAN_OTHERNAME, "server.example.com", 0 } }, NULL },
+        { "the AE-ID as a dNSName", { { PKI_SAN_DNS, "//sp.example.com/in-cse/Cx", 0 } }, NULL },
+        { "the AE-ID in upper case", { { PKI_SAN_URI, "//SP.EXAMPLE.COM/in-cse/Cx", 0 } }, NULL },
+        { "the AE-ID with a scheme", { { PKI_SAN_URI, "https://sp.example.com/in-cse/Cx", 0 } }, NULL },
+        { "the AE-ID percent-encoded", { { PKI_SAN_URI, "//sp.example.com/in-cse%2FCx", 0 } }, NULL },
+        { "the AE-ID with a dot segment", { { PKI_SAN_URI, "//sp.example.com/in-cse/./Cx", 0 } }, NULL },
+        { "the AE-ID with a trailing slash", { { PKI_SAN_URI, "//sp.example.com/in-cse/Cx/", 0 } }, NULL },
+        { "the same URI twice", { { PKI_SAN_URI, "//sp.example.com/in-cse/Cx", 0 },
+                                  { PKI_SAN_URI, "//sp.example.com/in-cse/Cx", 0 } }, "//sp.example.com/in-cse/Cx" },
+        { "a URI and a dNSName of two associations", { { PKI_SAN_URI, "//sp.example.com/in-cse/Cx", 0 },
+                                                       { PKI_SAN_DNS, "y.example.com", 0 } }, NULL },
+        { "a wildcard next to the name", { { PKI_SAN_DNS, "y.example.com", 0 }, { PKI_SAN_DNS, "*.example.com", 0 } },
+          NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        name_case(cases[i].what, cases[i].sans, cases[i].want);
+}
+
+/* ---- resumption across contexts ------------------------------------------------------------------ */
+
+/* Two virtual hosts share their ticket keys (as a fleet does) but not their
+ * policy: host B allows /CSE-OTHER only. A ticket /CSE-CLI got on host A,
+ * presented to B by its owner or by a client without a certificate, never
+ * yields a handshake on B. */
+static void test_ticket_of_another_host(void **state)
+{
+    (void)state;
+    unsigned char keys[80];
+    memset(keys, 0x5a, sizeof keys);
+    assert_true(pki_writef(dir, "vhost-b.policy", "local-id /CSE-SRV-B\ncert server.pem\nkey server.key\n"
+                           "anchor ALPHA root.pem\npeer /CSE-OTHER dns:other.example.com ALPHA\n"));
+    const mode *modes[] = { &TLS13, &TLS12 };
+    for (size_t i = 0; i < 2; i++) {
+        const mode *m = modes[i];
+        SSL_CTX *a = ctx_for(1, m, "srv.policy"), *b = ctx_for(1, m, "vhost-b.policy");
+        assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(a, keys, sizeof keys), 1);
+        assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(b, keys, sizeof keys), 1);
+        SSL_CTX *cctx = ctx_for(0, m, "cli.policy"), *thief = plain_ctx(0, m, NULL, 0);
+        hs_opts o = { .server_ctx = a, .client_ctx = cctx, .peer = "/CSE-SRV" };
+        hs_side s, c, s2, c2;
+        run(&o, &s, &c);
+        assert_true(s.ok && c.ok);
+        assert_true(SSL_SESSION_has_ticket(c.session));
+        hs_opts owner = { .server_ctx = b, .client_ctx = cctx, .session = c.session };
+        hs_opts stolen = { .server_ctx = b, .client_ctx = thief, .session = c.session };
+        const hs_opts *tries[] = { &owner, &stolen };
+        for (int k = 0; k < 2; k++) {
+            run(tries[k], &s2, &c2);
+            if (s2.handshake_ok || s2.peer_id != NULL)
+                fail_msg("%s: a ticket of host A %s completed a handshake on host B (resumed=%d, peer=%s)", m->name,
+                         k ? "replayed without a certificate" : "of /CSE-CLI", s2.reused,
+                         s2.peer_id ? s2.peer_id : "(none)");
+            clear(&s2, &c2);
+        }
+        clear(&s, &c);
+        SSL_CTX_free(thief);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(b);
+        SSL_CTX_free(a);
+    }
+}
+
+/* A session cache shared by two contexts (an application's external cache,
+ * TLS 1.2 session IDs) whose policies differ: a session of host A is not
+ * resumed on host B. */
+static SSL_SESSION *shared_cache[8];
+static int shared_n;
+
+static int cache_new(SSL *ssl, SSL_SESSION *sess)
+{
+    (void)ssl;
+    if (shared_n < 8)
+        shared_cache[shared_n++] = sess; /* keeps the reference OpenSSL hands over */
+    else
+        SSL_SESSION_free(sess);
+    return 1;
+}
+
+static SSL_SESSION *cache_get(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    (void)ssl;
+    *copy = 1;
+    for (int i = 0; i < shared_n; i++) {
+        unsigned int n;
+        const unsigned char *sid = SSL_SESSION_get_id(shared_cache[i], &n);
+        if ((int)n == len && memcmp(sid, id, n) == 0)
+            return shared_cache[i];
+    }
+    return NULL;
+}
+
+static void test_session_cache_shared_by_two_policies(void **state)
+{
+    (void)state;
+    SSL_CTX *a = ctx_for(1, &TLS12, "srv.policy"), *b = ctx_for(1, &TLS12, "vhost-b.policy");
+    SSL_CTX *both[] = { a, b };
+    for (int k = 0; k < 2; k++) {
+        SSL_CTX_set_options(both[k], SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(both[k], SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+        SSL_CTX_sess_set_new_cb(both[k], cache_new);
+        SSL_CTX_sess_set_get_cb(both[k], cache_get);
+    }
+    SSL_CTX *cctx = ctx_for(0, &TLS12, "cli.policy");
+    SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
+    hs_opts o = { .server_ctx = a, .client_ctx = cctx, .peer = "/CSE-SRV" };
+    hs_side s, c, s2, c2;
+    run(&o, &s, &c);
+    assert_true(s.ok && c.ok);
+    assert_true(shared_n > 0);
+    /* the same host resumes it (the cache works) ... */
+    o.session = c.session;
+    run(&o, &s2, &c2);
+    assert_true(s2.ok && s2.reused);
+    assert_str_eq(s2.peer_id, "/CSE-CLI");
+    clear(&s2, &c2);
+    /* ... the other host does not */
+    o.server_ctx = b;
+    run(&o, &s2, &c2);
+    if (s2.handshake_ok || s2.peer_id != NULL)
+        fail_msg("a session of host A completed a handshake on host B (resumed=%d)", s2.reused);
+    clear(&s2, &c2);
+    clear(&s, &c);
+    for (int i = 0; i < shared_n; i++)
+        SSL_SESSION_free(shared_cache[i]);
+    shared_n = 0;
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(b);
+    SSL_CTX_free(a);
+}
+
+/* ---- careless applications ------------------------------------------------------------------------- */
+
+static int accept_all(int ok, X509_STORE_CTX *xs)
+{
+    (void)ok;
+    (void)xs;
+    return 1;
+}
+
+static char *label_in_callback;
+static int verify_cb_asks_label(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (m2mtls_ssl_peer_id(ssl) != NULL || m2mtls_ssl_check_originator(ssl, "/CSE-CLI"))
+        label_in_callback = strdup(m2mtls_ssl_peer_id(ssl) ? m2mtls_ssl_peer_id(ssl) : "check_originator");
+    return ok;
+}
+
+/* After m2mtls_ctx_install the application: accepts everything in its own
+ * verify callback, sets SSL_VERIFY_NONE, puts a look-alike root in the
+ * context's store, sets X509_V_FLAG_NO_CHECK_TIME | PARTIAL_CHAIN on its
+ * parameters. The look-alike server / a client without a certificate are
+ * still refused; a label is never visible from inside the handshake. */
+static void test_careless_settings_after_install(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
+        SSL_CTX_set_verify(sctx, SSL_VERIFY_NONE, accept_all);
+        X509_STORE *store = X509_STORE_new();
+        X509_STORE_add_cert(store, look.cert);
+        SSL_CTX_set_cert_store(sctx, store);
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(sctx), X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_PARTIAL_CHAIN);
+        SSL_CTX *anon = plain_ctx(0, m, NULL, 0), *stranger = plain_ctx(0, m, "stranger", 0);
+        SSL_CTX *clients[] = { anon, stranger };
+        for (int k = 0; k < 2; k++) {
+            hs_opts o = { .server_ctx = sctx, .client_ctx = clients[k], .dtls = m->dtls };
+            hs_side s, c;
+            run(&o, &s, &c);
+            expect_server_refused(k ? "a client the policy does not name" : "a client without a certificate", m, &s);
+            clear(&s, &c);
+        }
+        /* the client side: the same, and it asks for the label from its verify callback */
+        SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
+        SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, verify_cb_asks_label);
+        SSL_CTX *srv_stranger = plain_ctx(1, m, "stranger", 0);
+        hs_opts o = { .server_ctx = srv_stranger, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        hs_side s, c;
+        run(&o, &s, &c);
+        expect_client_refused("a server the association does not name", m, &c);
+        clear(&s, &c);
+        SSL_CTX *good = ctx_for(1, m, "srv.policy");
+        o.server_ctx = good;
+        run(&o, &s, &c);
+        assert_true(s.ok && c.ok);
+        if (label_in_callback != NULL)
+            fail_msg("%s: a label inside the handshake: %s", m->name, label_in_callback);
+        clear(&s, &c);
+        SSL_CTX_free(good);
+        SSL_CTX_free(srv_stranger);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(anon);
+        SSL_CTX_free(stranger);
+        SSL_CTX_free(sctx);
+    }
+}
+
+struct serve_arg {
+    SSL_CTX *ctx;
+    int      lfd, dtls;
+    hs_side *out;
+};
+
+static void *serve_one(void *v)
+{
+    struct serve_arg *a = v;
+    hs_server_conn(a->ctx, a->lfd, a->dtls, HS_TIMEOUT_MS, 0, a->out);
+    return NULL;
+}
+
+/* One connection of the client SSL the caller prepared to a server of SCTX. */
+static void connect_prepared(SSL_CTX *sctx, SSL *ssl, int dtls, hs_side *s, hs_side *c)
+{
+    int port, lfd = hs_listen(dtls, &port);
+    assert_true(lfd >= 0);
+    struct serve_arg a = { sctx, lfd, dtls, s };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, serve_one, &a), 0);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->set_peer_ok = 1;
+    hs_client_run(ssl, port, dtls, 0, c);
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
+/* SSL objects created before m2mtls_ctx_install, with SSL_VERIFY_NONE
+ * copied into them: a server's is still held to the policy (its hooks are
+ * the context's, and re-assert the certificate requirement); an initiator's
+ * still refuses a server its association does not name (the verify hook is
+ * the context's too). */
+struct early_ssl_server {
+    SSL *ssl;
+    int  lfd, accepted;
+    char *label;
+};
+
+static void *serve_early_ssl(void *v)
+{
+    struct early_ssl_server *e = v;
+    int fd = accept_blocking(e->lfd);
+    if (fd >= 0 && SSL_set_fd(e->ssl, fd)) {
+        e->accepted = SSL_accept(e->ssl) == 1;
+        const char *l = m2mtls_ssl_peer_id(e->ssl);
+        e->label = l != NULL ? strdup(l) : NULL;
+    }
+    SSL_free(e->ssl);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void test_ssl_created_before_install(void **state)
+{
+    (void)state;
+    const mode *modes[] = { &TLS12, &TLS13 };
+    for (size_t i = 0; i < 2; i++) {
+        const mode *m = modes[i];
+        /* server */
+        SSL_CTX *sctx = ctx_for(1, m, NULL);
+        SSL_CTX_set_verify(sctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX *clients[] = { plain_ctx(0, m, NULL, 0), plain_ctx(0, m, "stranger", 0) };
+        for (int k = 0; k < 2; k++) {
+            struct early_ssl_server e = { .ssl = SSL_new(sctx) };
+            if (k == 0)
+                assert_true(hs_ctx_install(sctx, dir, "srv.policy"));
+            int port;
+            e.lfd = hs_listen(0, &port);
+            pthread_t t;
+            assert_int_equal(pthread_create(&t, NULL, serve_early_ssl, &e), 0);
+            hs_side c = { 0 };
+            c.fd = -1;
+            SSL_CTX_set_options(clients[k], SSL_OP_NO_TICKET);
+            hs_client_run(SSL_new(clients[k]), port, 0, 0, &c);
+            pthread_join(t, NULL);
+            close(e.lfd);
+            if (e.accepted || e.label != NULL)
+                fail_msg("%s: a server SSL made before install accepted %s (label %s)", m->name,
+                         k ? "a client the policy does not name" : "a client without a certificate",
+                         e.label ? e.label : "(none)");
+            free(e.label);
+            hs_side_clear(&c);
+            SSL_CTX_free(clients[k]);
+        }
+        SSL_CTX_free(sctx);
+
+        /* initiator */
+        SSL_CTX *cctx = ctx_for(0, m, NULL);
+        SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+        SSL *early = SSL_new(cctx), *early2 = SSL_new(cctx);
+        assert_true(hs_ctx_install(cctx, dir, "cli.policy"));
+        SSL_CTX *stranger = plain_ctx(1, m, "stranger", 0);
+        hs_side s, c;
+        connect_prepared(stranger, early, 0, &s, &c);
+        expect_client_refused("an initiator SSL made before install, SSL_VERIFY_NONE", m, &c);
+        clear(&s, &c);
+        /* ... and an anonymous server, the application offering every suite
+         * and never calling m2mtls_ssl_set_peer: no m2mtls hook reaches that
+         * SSL's handshake (README, Limits), it may complete, never with a label */
+        if (m == &TLS12) {
+            SSL_set_cipher_list(early2, "ALL:@SECLEVEL=0");
+            SSL_CTX *anon = plain_ctx(1, m, NULL, 0);
+            assert_int_equal(SSL_CTX_set_cipher_list(anon, "AECDH-AES128-SHA:@SECLEVEL=0"), 1);
+            connect_prepared(anon, early2, 0, &s, &c);
+            if (c.peer_id != NULL)
+                fail_msg("an anonymous server is labelled %s", c.peer_id);
+            clear(&s, &c);
+            SSL_CTX_free(anon);
+        } else {
+            SSL_free(early2);
+        }
+        SSL_CTX_free(stranger);
+        SSL_CTX_free(cctx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +1190,13 @@ int main(void)
         cmocka_unit_test(test_policy_files_that_are_not_files),
         cmocka_unit_test(test_early_data_server_label),
         cmocka_unit_test(test_early_data_client_label),
+        cmocka_unit_test(test_originator_forms),
+        cmocka_unit_test(test_chain_and_crl_edges),
+        cmocka_unit_test(test_name_lookalikes),
+        cmocka_unit_test(test_ticket_of_another_host),
+        cmocka_unit_test(test_session_cache_shared_by_two_policies),
+        cmocka_unit_test(test_careless_settings_after_install),
+        cmocka_unit_test(test_ssl_created_before_install),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
