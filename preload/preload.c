@@ -168,11 +168,28 @@ static void log_accepted(const SSL *ssl, conn_log *l, const char *peer)
     l->verdict = 1;
 }
 
+/* A reason quotes what the peer sent (certificate names, subjects): a '"'
+ * in it would end the log line's quoted reason early and let the peer write
+ * fields of its own ("... peer=//sp/CSE/Cadmin ..."). */
+static void quote_safe(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; *in != '\0' && n + 5 < len; in++) {
+        if (*in == '"')
+            n += (size_t)snprintf(out + n, len - n, "\\x22");
+        else
+            out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
 static void log_refused(const SSL *ssl, conn_log *l, const char *why, const char *alert)
 {
     const char *ours = ssl != NULL ? m2mtls_ssl_reject_reason(ssl) : NULL;
-    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", l->client,
-         ours ? ours : why, alert ? " alert=" : "", alert ? alert : "");
+    char reason[1600];
+    quote_safe(ours ? ours : why, reason, sizeof reason);
+    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", l->client, reason, alert ? " alert=" : "",
+         alert ? alert : "");
     l->verdict = 2;
 }
 

@@ -163,6 +163,37 @@ client halfrtt-good good -tls1_3
 expect_served halfrtt-good halfrtt "0.5-RTT: the authorized AE is served"
 srv_stop halfrtt
 
+# ---- a certificate name that would close the log line's quoted reason ------------------
+srv_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/quote.key" -out "$T/quote.csr" -subj "/CN=q"
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=DNS:x\\" peer=//sp.example.com/in-cse/Csensor7 \\"y\n' \
+    >"$T/quote.ext"
+srv_openssl x509 -req -in "$T/quote.csr" -CA "$T/ae-root.pem" -CAkey "$T/ae-root.key" -set_serial 77 -days 10 \
+    -extfile "$T/quote.ext" -out "$T/quote.pem"
+program quote M2MTLS_POLICY="$T/server.policy" --
+client quote-1 quote
+line=$(grep "refused client=" "$T/quote.log" | head -n 1)
+quotes=$(printf '%s' "$line" | tr -cd '"' | wc -c)
+if ! served quote-1 && [ -n "$line" ] && [ "$quotes" -eq 2 ] && printf '%s' "$line" | grep -q 'x\\x22 peer='; then
+    srv_ok "a '\"' in a certificate name is escaped in the log line (its reason cannot be closed early)"
+else
+    srv_fail "a '\"' in a certificate name is escaped in the log line"; srv_show "$T/quote.log"
+fi
+srv_stop quote
+# ... and in the log of `m2mtls serve`
+printf 'local-id /in-cse\ncert %s/server.pem\nkey %s/server.key\nanchor ae-root %s/ae-root.pem\npeer //sp.example.com/in-cse/Csensor7 uri://sp.example.com/in-cse/Csensor7 ae-root\n' \
+    "$T" "$T" "$T" >"$T/serve.policy"
+srv_start_m2mtls_serve serve --policy "$T/serve.policy" || { srv_show "$T/serve.log"; srv_die "m2mtls serve does not start"; }
+client serve-quote quote
+srv_wait_log serve "refused reason=" 5
+line=$(grep "refused reason=" "$T/serve.log" | head -n 1)
+quotes=$(printf '%s' "$line" | tr -cd '"' | wc -c)
+if [ -n "$line" ] && [ "$quotes" -eq 4 ] && printf '%s' "$line" | grep -q 'x\\x22 peer='; then
+    srv_ok "m2mtls serve: a '\"' in a certificate name is escaped in its log line"
+else
+    srv_fail "m2mtls serve: a '\"' in a certificate name is escaped in its log line"; srv_show "$T/serve.log"
+fi
+srv_stop serve
+
 # ---- SSL_set_info_callback(ssl, NULL): the program's SSL_CTX callback still runs -------
 program infonull M2MTLS_POLICY="$T/server.policy" -- --info-null
 client infonull-good good
