@@ -9,6 +9,8 @@
 #   - M2MTLS_POLICY (or a reloaded file) that is a FIFO, a directory, a
 #     device, or a regular file with one endless line;
 #   - TLS 1.3 0.5-RTT data (SSL_write_early_data before the client's Finished);
+#   - its own certificate verifier, client hello and verify callbacks that loosen;
+#   - a certificate name with a '"' (the log line's quoted reason, also `m2mtls serve`);
 #   - SSL_set_info_callback(ssl, NULL) next to the program's SSL_CTX callback.
 # usage: attack_preload.sh PRELOAD.so careless_server m2mtls m2mtls.so
 set -u
@@ -162,6 +164,21 @@ fi
 client halfrtt-good good -tls1_3
 expect_served halfrtt-good halfrtt "0.5-RTT: the authorized AE is served"
 srv_stop halfrtt
+
+# ---- the program's own verifier, loosening client hello and verify callbacks ----------------
+program ownverifier M2MTLS_POLICY="$T/server.policy" -- --own-verifier
+client ownverifier-anon - -tls1_2
+expect_refused ownverifier-anon ownverifier "its own verifier: a client without a certificate is refused"
+client ownverifier-other other
+expect_refused ownverifier-other ownverifier "its own verifier: an AE the policy does not name is refused"
+client ownverifier-good good
+expect_served ownverifier-good ownverifier "its own verifier: the authorized AE is served"
+if grep -q "the program's certificate verification callback is not installed" "$T/ownverifier.log"; then
+    srv_ok "its own verifier: refused, and logged"
+else
+    srv_fail "its own verifier: refused, and logged"; srv_show "$T/ownverifier.log"
+fi
+srv_stop ownverifier
 
 # ---- a certificate name that would close the log line's quoted reason ------------------
 srv_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/quote.key" -out "$T/quote.csr" -subj "/CN=q"

@@ -12,6 +12,10 @@
  *   --half-rtt      TLS 1.3: SSL_read_early_data, then a banner written with
  *                   SSL_write_early_data before the handshake completed
  *                   ("0.5-RTT" data, to a client not yet authenticated)
+ *   --own-verifier  replaces OpenSSL's chain verification with its own that
+ *                   accepts everything (SSL_CTX_set_cert_verify_callback), after a
+ *                   client hello callback and a verify callback that loosen the
+ *                   verify mode (SSL_set_verify(ssl, SSL_VERIFY_NONE, accept-all))
  *   --info-null     its own info callback on the SSL_CTX, and
  *                   SSL_set_info_callback(ssl, NULL) on every connection (OpenSSL:
  *                   the SSL_CTX's callback then runs); prints "ctx-info called"
@@ -88,6 +92,28 @@ static void use_dlopen(void)
 
 static int half_rtt, info_null;
 
+static int accept_chain(X509_STORE_CTX *xs, void *arg)
+{
+    (void)arg;
+    X509_STORE_CTX_set_error(xs, X509_V_OK);
+    return 1;
+}
+
+static int accept_cert(int ok, X509_STORE_CTX *xs)
+{
+    (void)ok;
+    (void)xs;
+    return 1;
+}
+
+static int loosen_hello(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, accept_cert);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static void ctx_info(const SSL *ssl, int where, int ret)
 {
     (void)ssl;
@@ -150,7 +176,7 @@ static void serve(SSL_CTX *ctx, int fd)
 int main(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL, *chdir_to = NULL;
-    int verify_none = 0;
+    int verify_none = 0, own_verifier = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
             cert = argv[++i];
@@ -164,11 +190,13 @@ int main(int argc, char **argv)
             verify_none = 1;
         else if (strcmp(argv[i], "--half-rtt") == 0)
             half_rtt = 1;
+        else if (strcmp(argv[i], "--own-verifier") == 0)
+            own_verifier = 1;
         else if (strcmp(argv[i], "--info-null") == 0)
             info_null = 1;
         else {
             fprintf(stderr, "usage: careless_server --cert PEM --key PEM [--dlopen] [--verify-none] "
-                            "[--chdir DIR] [--half-rtt] [--info-null]\n");
+                            "[--chdir DIR] [--half-rtt] [--own-verifier] [--info-null]\n");
             return 2;
         }
     }
@@ -188,6 +216,11 @@ int main(int argc, char **argv)
         ossl.ctx_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     if (half_rtt)
         SSL_CTX_set_max_early_data(ctx, 16384);
+    if (own_verifier) {
+        SSL_CTX_set_client_hello_cb(ctx, loosen_hello, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, accept_cert);
+        SSL_CTX_set_cert_verify_callback(ctx, accept_chain, NULL);
+    }
     if (info_null)
         SSL_CTX_set_info_callback(ctx, ctx_info);
     if (chdir_to != NULL && chdir(chdir_to) != 0) {
