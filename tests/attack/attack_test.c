@@ -1178,6 +1178,92 @@ static void test_ssl_created_before_install(void **state)
     }
 }
 
+/* ---- labels seen from the application's callbacks ------------------------------------------ */
+
+static int info_start_labelled, info_done_labelled, info_done_calls;
+
+static void label_watch(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if ((where & SSL_CB_HANDSHAKE_START) && m2mtls_ssl_peer_id(ssl) != NULL)
+        info_start_labelled++;
+    if (where & SSL_CB_HANDSHAKE_DONE) {
+        info_done_calls++;
+        info_done_labelled += m2mtls_ssl_peer_id(ssl) != NULL;
+    }
+}
+
+static void own_info(SSL *ssl, void *arg)
+{
+    (void)arg;
+    SSL_set_info_callback(ssl, label_watch);
+}
+
+static int loosen_in_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                          unsigned int inlen, void *arg)
+{
+    (void)arg;
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    *out = in + 1;
+    *outlen = in[0];
+    (void)inlen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void alpn_client(SSL *ssl, void *arg)
+{
+    (void)arg;
+    static const unsigned char proto[] = { 4, 'c', 'o', 'a', 'p' };
+    SSL_set_alpn_protos(ssl, proto, sizeof proto);
+}
+
+/* The application's own info callbacks read the label: none at
+ * HANDSHAKE_START (of the connection's first handshake or of a resumption),
+ * the label at HANDSHAKE_DONE (both sides). m2mtls_ctx_set_policy(ctx, NULL)
+ * fails and keeps the policy in force. The application's ALPN callback
+ * loosens the verify mode (after m2mtls re-asserted it): a client without a
+ * certificate never gets a label (README, Limits: TLS 1.2 without a ticket
+ * completes without one). */
+static void test_callbacks_see_labels(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
+        SSL_CTX_set_info_callback(sctx, label_watch);
+        assert_int_equal(m2mtls_ctx_set_policy(sctx, NULL), 0);
+        info_start_labelled = info_done_labelled = info_done_calls = 0;
+        hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
+                      .client_setup = own_info };
+        hs_side s, c, s2, c2;
+        run(&o, &s, &c);
+        assert_true(s.ok && c.ok);
+        o.session = c.session;
+        run(&o, &s2, &c2);
+        assert_true(s2.ok && c2.ok);
+        if (info_start_labelled != 0 || info_done_calls != 4 || info_done_labelled != 4)
+            fail_msg("%s: labels at HANDSHAKE_START %d (want 0), at HANDSHAKE_DONE %d of %d (want 4 of 4)", m->name,
+                     info_start_labelled, info_done_labelled, info_done_calls);
+        clear(&s, &c);
+        clear(&s2, &c2);
+
+        SSL_CTX_set_alpn_select_cb(sctx, loosen_in_alpn, NULL);
+        SSL_CTX *anon = plain_ctx(0, m, NULL, 0);
+        SSL_CTX_set_options(anon, SSL_OP_NO_TICKET);
+        o = (hs_opts){ .server_ctx = sctx, .client_ctx = anon, .dtls = m->dtls, .client_setup = alpn_client };
+        run(&o, &s, &c);
+        if (s.peer_id != NULL || (s.handshake_ok && m2mtls_ssl_reject_reason(NULL) != NULL))
+            fail_msg("%s: a client without a certificate is labelled %s", m->name, s.peer_id);
+        if (s.handshake_ok)
+            print_message("%s: the application's ALPN callback loosened the verify mode: completed, no label\n",
+                          m->name);
+        clear(&s, &c);
+        SSL_CTX_free(anon);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1197,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_session_cache_shared_by_two_policies),
         cmocka_unit_test(test_careless_settings_after_install),
         cmocka_unit_test(test_ssl_created_before_install),
+        cmocka_unit_test(test_callbacks_see_labels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
