@@ -126,6 +126,13 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
         m2_set_error("m2mtls_ssl_set_peer: %s", ssl == NULL ? "the SSL is NULL" : "no peer id given");
         return 0;
     }
+    /* The association of a handshake under way is the one it is being
+     * verified for: changing it now would leave a connection proven for one
+     * association while the application believes it asked for another. */
+    if (SSL_in_init(ssl) && !SSL_in_before(ssl)) {
+        m2_set_error("m2mtls_ssl_set_peer: a handshake is under way (call it before SSL_connect, or after SSL_clear)");
+        return 0;
+    }
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
     m2_conn *c = st != NULL ? m2_conn_get(ssl, 1) : NULL;
     if (st == NULL || c == NULL) {
@@ -146,14 +153,15 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
         m2_set_error("m2mtls_ssl_set_peer: out of memory");
         return 0;
     }
-    free(c->expected);
-    c->expected = expected;
     /* SNI names the peer's authority (TS-0003 10.2.1) when it has a DNS name. */
     if (i != M2_NONE && strncmp(p->peers[i].name, "dns:", 4) == 0
         && !SSL_set_tlsext_host_name(ssl, p->peers[i].name + 4)) {
+        free(expected);
         m2_set_error("m2mtls_ssl_set_peer: cannot set SNI");
         return 0;
     }
+    free(c->expected);
+    c->expected = expected;
     if (SSL_get_info_callback(ssl) != initiator_info_cb) {
         c->app_info_cb = SSL_get_info_callback(ssl);
         SSL_set_info_callback(ssl, initiator_info_cb);

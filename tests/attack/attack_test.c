@@ -1264,6 +1264,51 @@ static void test_callbacks_see_labels(void **state)
     }
 }
 
+/* ---- an association changed during the handshake ------------------------------------------ */
+
+static int set_peer_result = -1;
+
+static int switch_association(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (set_peer_result == -1)
+        set_peer_result = m2mtls_ssl_set_peer(ssl, "//sp.example.com/in-cse/Cgateway");
+    return ok;
+}
+
+/* The application asks for another association while the handshake for
+ * the first one runs (from its verify callback: the server's certificate is
+ * being judged for /CSE-SRV). It must not end up with a connection to
+ * /CSE-SRV that it believes is /CSE-SRV2, nor a label of an association it
+ * no longer asked for. */
+static void test_set_peer_during_handshake(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = ALL[i];
+        assert_true(pki_writef(dir, "cli-two.policy", "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
+                               "anchor ALPHA root.pem\npeer /CSE-SRV dns:server.example.com ALPHA\n"
+                               "peer //sp.example.com/in-cse/Cgateway uri://sp.example.com/in-cse/Cgateway ALPHA\n"));
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli-two.policy");
+        SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, switch_association);
+        set_peer_result = -1;
+        hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        hs_side s, c;
+        run(&o, &s, &c);
+        assert_int_not_equal(set_peer_result, -1);
+        if (set_peer_result == 1 && c.handshake_ok)
+            fail_msg("%s: m2mtls_ssl_set_peer(Cgateway) succeeded during the handshake, which completed with %s",
+                     m->name, c.peer_id ? c.peer_id : "(no label)");
+        assert_int_equal(set_peer_result, 0);
+        assert_contains(m2mtls_last_error(), "handshake");
+        if (c.handshake_ok)
+            assert_str_eq(c.peer_id, "/CSE-SRV");
+        clear(&s, &c);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1284,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_careless_settings_after_install),
         cmocka_unit_test(test_ssl_created_before_install),
         cmocka_unit_test(test_callbacks_see_labels),
+        cmocka_unit_test(test_set_peer_during_handshake),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
