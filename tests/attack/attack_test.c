@@ -27,7 +27,9 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#ifndef OPENSSL_NO_SRP
 #include <openssl/srp.h>
+#endif
 #include <m2mtls/policy.h>
 
 static char *dir;
@@ -248,6 +250,7 @@ static void test_initiator_refuses_anonymous_server(void **state)
     SSL_CTX_free(sctx);
 }
 
+#ifndef OPENSSL_NO_SRP
 static int srp_user(SSL *ssl, int *ad, void *arg)
 {
     (void)arg;
@@ -281,6 +284,7 @@ static void test_responder_refuses_srp_without_certificate(void **state)
     SSL_CTX_free(srp);
     SSL_CTX_free(sctx);
 }
+#endif
 
 /* ---- a connection moved to a context without m2mtls ----------------------------------- */
 
@@ -1317,7 +1321,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_initiator_refuses_anonymous_server),
+#ifndef OPENSSL_NO_SRP
         cmocka_unit_test(test_responder_refuses_srp_without_certificate),
+#endif
         cmocka_unit_test(test_sni_switch_to_context_without_m2mtls),
         cmocka_unit_test(test_initiator_moved_to_context_without_m2mtls),
         cmocka_unit_test(test_peers_from_cert_cannot_take_a_configured_identity),
