@@ -145,6 +145,10 @@ void m2_conn_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previous)
     m2_proof_clear(&c->pending);
     m2_conn_set_reason(c, M2MTLS_REJECT_NONE, NULL);
     m2_conn_use_policy(c, st);
+    if (c->unpoliced) { /* back on an m2mtls context (SSL_clear and reuse): the application's callback */
+        SSL_set_verify(ssl, SSL_get_verify_mode(ssl), c->app_verify_cb);
+        c->unpoliced = 0;
+    }
 }
 
 /* A later handshake (renegotiation, post-handshake authentication) must
@@ -235,10 +239,16 @@ void m2_conn_settle(const SSL *ssl, m2_conn *c, int completed)
 
 /* The handshake under way completed (OpenSSL leaves "init" only then; also
  * true in its HANDSHAKE_DONE info callback, where SSL_is_init_finished is not
- * yet). A failed handshake stays in init. */
-static int completed(const SSL *ssl)
+ * yet). A failed handshake stays in init. With TLS 1.3 early data OpenSSL
+ * leaves init once before the end, in state TLS_ST_EARLY_DATA (and says
+ * HANDSHAKE_DONE): a server that calls SSL_read_early_data after sending its
+ * Finished, before the client's certificate; a client that calls
+ * SSL_write_early_data after its ClientHello, before the server's. That is
+ * not the end: settling there would leave the real end without its label. */
+int m2_handshake_completed(const SSL *ssl)
 {
-    return !SSL_in_init(ssl) && SSL_get_state(ssl) != TLS_ST_BEFORE;
+    OSSL_HANDSHAKE_STATE at = SSL_get_state(ssl);
+    return !SSL_in_init(ssl) && at != TLS_ST_BEFORE && at != TLS_ST_EARLY_DATA;
 }
 
 /* The connection, when the handshake named by its randoms completed with a label. */
@@ -247,7 +257,7 @@ static m2_conn *labelled(const SSL *ssl)
     m2_conn *c = ssl != NULL ? m2_conn_get(ssl, 0) : NULL;
     if (c == NULL)
         return NULL;
-    m2_conn_settle(ssl, c, completed(ssl));
+    m2_conn_settle(ssl, c, m2_handshake_completed(ssl));
     unsigned char hs[M2_HS_ID_LEN];
     m2_hs_id(ssl, hs);
     return proof_of(&c->label, hs) ? c : NULL;
@@ -278,7 +288,7 @@ const char *m2mtls_ssl_local_id(const SSL *ssl)
         return c->label.local_id;
     /* Before the handshake an initiator already knows who it will be. */
     c = ssl != NULL ? m2_conn_get(ssl, 0) : NULL;
-    if (c == NULL || c->policy == NULL || c->expected == NULL || completed(ssl))
+    if (c == NULL || c->policy == NULL || c->expected == NULL || m2_handshake_completed(ssl))
         return NULL;
     uint32_t i = m2_policy_find_peer(c->policy, c->expected);
     if (i != M2_NONE && c->policy->peers[i].as != NULL)
@@ -316,7 +326,7 @@ static const char *reject_reason(const SSL *ssl, m2mtls_reject_code *code)
     m2_conn *c = ssl != NULL ? m2_conn_get(ssl, 0) : NULL;
     if (c == NULL)
         return NULL;
-    int done = completed(ssl);
+    int done = m2_handshake_completed(ssl);
     m2_conn_settle(ssl, c, done);
     unsigned char hs[M2_HS_ID_LEN];
     m2_hs_id(ssl, hs);

@@ -86,6 +86,70 @@ static void require_client_cert(SSL *ssl)
     SSL_set_verify(ssl, mode, SSL_get_verify_callback(ssl));
 }
 
+/* Suites that authenticate no certificate: anonymous (aNULL), PSK and SRP.
+ * With one of them a server asks the client for no certificate, and a
+ * client gets none from the server: the handshake would complete with
+ * nobody verified (an application that offers "ALL:@SECLEVEL=0", or SRP
+ * logins, has them). TLS 1.3 suites authenticate by certificate or by a
+ * resumed session, which the policy re-checks. */
+static int certificate_suite(const SSL_CIPHER *c)
+{
+    int auth = SSL_CIPHER_get_auth_nid(c);
+    return auth != NID_auth_null && auth != NID_auth_psk && auth != NID_auth_srp;
+}
+
+int m2_certificate_suites_only(SSL *ssl, m2_conn *c)
+{
+    STACK_OF(SSL_CIPHER) *all = SSL_get_ciphers(ssl);
+    int n = sk_SSL_CIPHER_num(all), bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += !certificate_suite(sk_SSL_CIPHER_value(all, i));
+    if (bad == 0)
+        return 1; /* the usual case: nothing to change, nothing spent */
+    /* The application's list, in its order, without those (TLS 1.3 suites
+     * have their own list, which SSL_set_cipher_list keeps). */
+    m2_buf list = { 0 };
+    for (int i = 0; i < n; i++) {
+        const SSL_CIPHER *cipher = sk_SSL_CIPHER_value(all, i);
+        if (certificate_suite(cipher) && SSL_CIPHER_get_auth_nid(cipher) != NID_auth_any)
+            m2_buf_addf(&list, "%s%s", list.len > 0 ? ":" : "", SSL_CIPHER_get_name(cipher));
+    }
+    ERR_set_mark();
+    int ok = list.s != NULL && !list.oom && SSL_set_cipher_list(ssl, list.s);
+    ERR_pop_to_mark();
+    free(list.s);
+    if (!ok)
+        m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL,
+                           "the application's cipher list has no (D)TLS 1.2 suite that authenticates a "
+                           "certificate (only anonymous, PSK or SRP suites)");
+    return ok;
+}
+
+/* Installed by m2_refuse_unpoliced: refuses whatever certificate the peer sends. */
+static int refuse_unpoliced(int ok, X509_STORE_CTX *xs)
+{
+    (void)ok;
+    X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
+void m2_refuse_unpoliced(SSL *ssl, m2_conn *c)
+{
+    m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL,
+                       "the connection was moved (SSL_set_SSL_CTX) to a context without m2mtls_ctx_install: "
+                       "no policy verifies its peer there");
+    m2_proof_clear(&c->pending);
+    if (!c->unpoliced)
+        c->app_verify_cb = SSL_get_verify_callback(ssl);
+    c->unpoliced = 1;
+    /* The peer's certificate stays required, and OpenSSL's own verification
+     * on that context ends with this callback's refusal. */
+    SSL_set_verify(ssl, SSL_VERIFY_PEER | (SSL_is_server(ssl) ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                   refuse_unpoliced);
+    if (!SSL_is_server(ssl))
+        (void)m2_certificate_suites_only(ssl, c);
+}
+
 /* Replaces OpenSSL's chain verification for the peer's certificate. Called
  * for the context the connection is on now (after an SNI switch, the new
  * one): that context's policy decides. */
@@ -208,6 +272,10 @@ static int hello_hook(SSL *ssl, int *alert, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     require_client_cert(ssl);
+    if (!m2_certificate_suites_only(ssl, c)) {
+        *alert = SSL_AD_HANDSHAKE_FAILURE;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     /* An external PSK would authenticate the client without a certificate;
      * 0-RTT data would reach the application before anything is proven. */
     SSL_set_psk_server_callback(ssl, NULL);
@@ -223,6 +291,11 @@ static int fresh_session_hook(SSL *ssl, int is_forward_secure)
 {
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
     m2_conn *c = m2_conn_get(ssl, 0);
+    if (st == NULL && c != NULL) {
+        /* The SNI callback moved the connection to a context without m2mtls. */
+        m2_refuse_unpoliced(ssl, c);
+        return 1;
+    }
     if (st != NULL && c != NULL && c->st != st)
         m2_conn_use_policy(c, st);
     require_client_cert(ssl);

@@ -48,6 +48,10 @@ static int client_start(SSL *ssl, m2_conn *c, m2_ctx_state *st, int settle_previ
         return 0;
     }
     SSL_set_verify(ssl, SSL_get_verify_mode(ssl) | SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+    /* (Called while the ClientHello is made, this is after its cipher list
+     * was written: the ServerHello is then held to the shorter list.) */
+    if (!m2_certificate_suites_only(ssl, c))
+        return 0;
     SSL_set_post_handshake_auth(ssl, 0);
     SSL_set_psk_use_session_callback(ssl, NULL);
     SSL_set_psk_client_callback(ssl, NULL);
@@ -98,6 +102,8 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
     SSL *ssl = (SSL *)cssl; /* the callback's view is const; the SSL is ours to change */
     m2_conn *c = m2_conn_get(ssl, 0);
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
+    if (c != NULL && st == NULL && c->expected != NULL && !SSL_is_server(ssl) && (where & SSL_CB_HANDSHAKE_START))
+        m2_refuse_unpoliced(ssl, c); /* moved to a context without m2mtls (SSL_set_SSL_CTX) */
     if (c != NULL && st != NULL && !SSL_is_server(ssl)) {
         if ((where & SSL_CB_HANDSHAKE_START) && client_start(ssl, c, st, 1)) {
             SSL_SESSION *sess = SSL_get_session(ssl);
@@ -105,7 +111,7 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
                 SSL_set_session(ssl, NULL);
         }
         if (where & SSL_CB_HANDSHAKE_DONE)
-            m2_conn_settle(ssl, c, 1);
+            m2_conn_settle(ssl, c, m2_handshake_completed(ssl));
     }
     void (*app)(const SSL *, int, int) = c != NULL ? c->app_info_cb : NULL;
     if (app == NULL)
@@ -118,6 +124,13 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
 {
     if (ssl == NULL || peer_id == NULL || *peer_id == '\0') {
         m2_set_error("m2mtls_ssl_set_peer: %s", ssl == NULL ? "the SSL is NULL" : "no peer id given");
+        return 0;
+    }
+    /* The association of a handshake under way is the one it is being
+     * verified for: changing it now would leave a connection proven for one
+     * association while the application believes it asked for another. */
+    if (SSL_in_init(ssl) && !SSL_in_before(ssl)) {
+        m2_set_error("m2mtls_ssl_set_peer: a handshake is under way (call it before SSL_connect, or after SSL_clear)");
         return 0;
     }
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
@@ -140,14 +153,15 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
         m2_set_error("m2mtls_ssl_set_peer: out of memory");
         return 0;
     }
-    free(c->expected);
-    c->expected = expected;
     /* SNI names the peer's authority (TS-0003 10.2.1) when it has a DNS name. */
     if (i != M2_NONE && strncmp(p->peers[i].name, "dns:", 4) == 0
         && !SSL_set_tlsext_host_name(ssl, p->peers[i].name + 4)) {
+        free(expected);
         m2_set_error("m2mtls_ssl_set_peer: cannot set SNI");
         return 0;
     }
+    free(c->expected);
+    c->expected = expected;
     if (SSL_get_info_callback(ssl) != initiator_info_cb) {
         c->app_info_cb = SSL_get_info_callback(ssl);
         SSL_set_info_callback(ssl, initiator_info_cb);

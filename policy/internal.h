@@ -257,6 +257,8 @@ typedef struct m2_conn {
     int   settled;             /* settled_hs completed and was settled (label or reason) */
     unsigned char settled_hs[M2_HS_ID_LEN];
     void (*app_info_cb)(const SSL *, int, int); /* initiator: the SSL's callback ours replaced */
+    int   unpoliced;           /* m2_refuse_unpoliced replaced the SSL's verify callback ... */
+    SSL_verify_cb app_verify_cb; /* ... which was this; the next handshake gets it back */
 } m2_conn;
 
 M2_HIDDEN int      m2_conn_index(void);
@@ -281,9 +283,19 @@ M2_HIDDEN int      m2_conn_is_later(const SSL *ssl);
  * checks: its proof (c->pending, or c->label once settled), or NULL with
  * c->reason set. */
 M2_HIDDEN const m2_proof *m2_conn_prove(SSL *ssl, m2_conn *c);
+/* The handshake under way has completed (not only its early-data part). */
+M2_HIDDEN int      m2_handshake_completed(const SSL *ssl);
 /* When the handshake named by SSL's randoms has completed (COMPLETED),
  * makes its proof the label, or records why there is none. */
 M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);
+
+/* context.c: only suites that authenticate a certificate stay in SSL's
+ * (D)TLS 1.2 cipher list (no anonymous, PSK or SRP suite); 0 with C's
+ * reason when none is left. */
+M2_HIDDEN int      m2_certificate_suites_only(SSL *ssl, m2_conn *c);
+/* The connection ended up on a context without m2mtls_ctx_install: its
+ * handshake is made to fail at the peer's certificate, with C's reason. */
+M2_HIDDEN void     m2_refuse_unpoliced(SSL *ssl, m2_conn *c);
 
 /* session_label.c: the label record carried by a session (ticket app data,
  * followed by the application's own ticket data, if any). */

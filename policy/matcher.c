@@ -168,12 +168,27 @@ static int from_cert(const m2mtls_policy *p, scan *sc, m2_match *m, m2_buf *why)
         return 0;
     }
     m->pfc_id = malloc(n + 1);
+    if (m->pfc_id != NULL) {
+        memcpy(m->pfc_id, d, n);
+        m->pfc_id[n] = '\0';
+    }
+    /* An identity a `peer` line configures is established by that line's
+     * certificate name and anchor only: a certificate that merely carries
+     * it as its URI (here the line's name did not match) does not take it. */
+    uint32_t owner = m->pfc_id != NULL ? m2_policy_find_peer(p, m->pfc_id) : M2_NONE;
+    if (owner != M2_NONE) {
+        m2_buf_addf(why, "certificate URI '");
+        m2_buf_add_escaped(why, d, n, NAME_SHOWN_BYTES);
+        m2_buf_addf(why, "' is the identity of the peer line at line %u, which requires %s under anchor '%s': "
+                         "peers-from-cert never gives it", p->peers[owner].line, p->peers[owner].name,
+                    p->anchors[p->peers[owner].anchor].name);
+        m->n = 0;
+        return 0;
+    }
     if (m->pfc_id == NULL) {
         m2_buf_addf(why, "out of memory");
         return 0;
     }
-    memcpy(m->pfc_id, d, n);
-    m->pfc_id[n] = '\0';
     return 1;
 }
 

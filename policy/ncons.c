@@ -27,6 +27,21 @@ static int schemeless(const GENERAL_NAME *g)
     return ASN1_STRING_length(u) >= 2 && memcmp(ASN1_STRING_get0_data(u), "//", 2) == 0;
 }
 
+/* The authority of a scheme-less URI ("//AUTHORITY/...") is a plain host
+ * name, the SP-ID of an Absolute AE-ID. OpenSSL's URI rule takes the host to
+ * end at the first ':' (or '/'), so "//ok.sp.example.com:@evil.sp.example.com/"
+ * (userinfo, RFC 3986: its host is evil.sp.example.com) would be judged as
+ * ok.sp.example.com and escape an excluded subtree. Such a URI is no AE-ID:
+ * it keeps OpenSSL's refusal. */
+static int plain_host(const GENERAL_NAME *g)
+{
+    const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+    const char *host = (const char *)ASN1_STRING_get0_data(u) + 2;
+    size_t left = (size_t)ASN1_STRING_length(u) - 2;
+    const char *slash = memchr(host, '/', left);
+    return m2_valid_dns_name(host, slash != NULL ? (size_t)(slash - host) : left);
+}
+
 /* "//..." -> SCHEME "//..." in place. */
 static int add_scheme(GENERAL_NAME *g)
 {
@@ -43,7 +58,9 @@ static int add_scheme(GENERAL_NAME *g)
 }
 
 /* A copy of X whose scheme-less URIs carry a scheme; NULL when X has none
- * (*err = X509_V_OK) or on failure (*err = X509_V_ERR_OUT_OF_MEM). */
+ * (*err = X509_V_OK), when one of them has more than a host before its path
+ * (*err = X509_V_ERR_UNSUPPORTED_NAME_SYNTAX: OpenSSL's verdict stands) or on
+ * failure (*err = X509_V_ERR_OUT_OF_MEM). */
 static X509 *with_schemes(X509 *x, int *err)
 {
     int crit = 0, changed = 0, ok = 1;
@@ -51,6 +68,11 @@ static X509 *with_schemes(X509 *x, int *err)
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
     for (int i = 0; ok && i < sk_GENERAL_NAME_num(gens); i++) {
         GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (schemeless(g) && !plain_host(g)) {
+            GENERAL_NAMES_free(gens);
+            *err = X509_V_ERR_UNSUPPORTED_NAME_SYNTAX;
+            return NULL;
+        }
         if (schemeless(g)) {
             ok = add_scheme(g);
             changed = 1;

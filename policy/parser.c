@@ -4,11 +4,13 @@
  * "FILE:LINE: what is wrong"; any mistake refuses the whole policy. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -17,6 +19,7 @@
 
 #define MAX_TOKENS 8
 #define MAX_NAME   1024    /* longer configured names are a mistake, not a name */
+#define MAX_LINE   65536   /* a line holds a few names: longer is no policy (and is not kept) */
 
 typedef struct pending_anchor {  /* a reference to an anchor defined further down */
     uint32_t    index;           /* peer or pfc */
@@ -60,15 +63,63 @@ static int has_control(const char *s)
     return 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* Policy, certificate and CRL files are regular files: opening a FIFO waits
+ * for a writer (a reload would hold the handshake that runs it), a device
+ * such as /dev/zero never ends, a directory is a mistake. Opened without
+ * waiting; NULL with WHY otherwise. */
+static FILE *open_regular(const char *path, char *why, size_t why_len)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, why_len, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_len, "it is %s, not a regular file", file_kind(st.st_mode));
+        close(fd);
+        return NULL;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        snprintf(why, why_len, "%s", strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
+/* A BIO on the regular file PATH; NULL with a FILE:LINE error naming WHAT. */
+static BIO *open_pem(parse *ps, const char *what, const char *path)
+{
+    char why[128];
+    FILE *f = open_regular(path, why, sizeof why);
+    BIO *bio = f != NULL ? BIO_new_fp(f, BIO_CLOSE) : NULL;
+    if (f != NULL && bio == NULL) {
+        fclose(f);
+        snprintf(why, sizeof why, "out of memory");
+    }
+    if (bio == NULL) {
+        ERR(ps, "%s: cannot read %s: %s", what, path, why);
+        m2_err_discard_own();
+    }
+    return bio;
+}
+
 /* Reads every PEM certificate of PATH into a new stack. */
 static STACK_OF(X509) *read_certs(parse *ps, const char *what, const char *path)
 {
-    BIO *bio = BIO_new_file(path, "r");
-    if (bio == NULL) {
-        ERR(ps, "%s: cannot read %s: %s", what, path, strerror(errno));
-        m2_err_discard_own();
+    BIO *bio = open_pem(ps, what, path);
+    if (bio == NULL)
         return NULL;
-    }
     STACK_OF(X509) *certs = sk_X509_new_null();
     X509 *x;
     while (certs != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
@@ -385,10 +436,8 @@ static void do_crl(parse *ps, char **tok, int ntok)
         ps->oom = 1;
         return;
     }
-    BIO *bio = BIO_new_file(path, "r");
+    BIO *bio = open_pem(ps, "crl", path);
     if (bio == NULL) {
-        ERR(ps, "crl: cannot read %s: %s", path, strerror(errno));
-        m2_err_discard_own();
         free(path);
         return;
     }
@@ -662,14 +711,56 @@ static char *dir_of(const char *path)
 
 int m2_parse_policy(m2mtls_policy *p, m2_errors *errs)
 {
-    FILE *f = fopen(p->path, "r");
+    char why[128];
+    FILE *f = open_regular(p->path, why, sizeof why);
     if (f == NULL) {
-        m2_errors_add(errs, p->path, 0, "cannot open policy file: %s", strerror(errno));
+        m2_errors_add(errs, p->path, 0, "cannot open policy file: %s", why);
         return 0;
     }
     int ok = m2_parse_policy_stream(p, f, errs);
     fclose(f);
     return ok;
+}
+
+/* The lines of a file, read in blocks and split with memchr (as fast as
+ * getline), each kept up to MAX_LINE bytes: a file with one endless line
+ * costs no more memory than a short one. */
+#define READ_BLOCK 65536
+typedef struct lines {
+    FILE  *f;
+    char  *block;
+    size_t pos, len;
+} lines;
+
+/* The next line into OUT (MAX_LINE + 1 bytes), *LEN its length with its
+ * newline; a longer line is read to its end, not kept (*TOO_LONG). 0 at the end. */
+static int next_line(lines *r, char *out, size_t *len, int *too_long)
+{
+    size_t n = 0;
+    int any = 0;
+    *too_long = 0;
+    for (;;) {
+        if (r->pos == r->len) {
+            r->pos = 0;
+            r->len = fread(r->block, 1, READ_BLOCK, r->f);
+            if (r->len == 0)
+                break;
+        }
+        any = 1;
+        const char *at = r->block + r->pos;
+        const char *nl = memchr(at, '\n', r->len - r->pos);
+        size_t take = nl != NULL ? (size_t)(nl - at) + 1 : r->len - r->pos;
+        size_t keep = take < MAX_LINE - n ? take : MAX_LINE - n;
+        memcpy(out + n, at, keep);
+        n += keep;
+        *too_long |= keep < take;
+        r->pos += take;
+        if (nl != NULL)
+            break;
+    }
+    out[n] = '\0';
+    *len = n;
+    return any;
 }
 
 int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
@@ -681,14 +772,21 @@ int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
     ps.digest = EVP_MD_CTX_new();
     if (ps.digest == NULL || !EVP_DigestInit_ex(ps.digest, EVP_sha256(), NULL))
         ps.oom = 1;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while (!ps.oom && (len = getline(&line, &cap, f)) >= 0) {
+    char *line = malloc(MAX_LINE + 1);
+    lines in = { .f = f, .block = malloc(READ_BLOCK) };
+    size_t len;
+    int too_long;
+    if (line == NULL || in.block == NULL)
+        ps.oom = 1;
+    while (!ps.oom && next_line(&in, line, &len, &too_long)) {
         ps.line++;
-        EVP_DigestUpdate(ps.digest, line, (size_t)len);
-        parse_line(&ps, line, (size_t)len);
+        EVP_DigestUpdate(ps.digest, line, len);
+        if (too_long)
+            ERR(&ps, "the line is longer than %d bytes", MAX_LINE);
+        else
+            parse_line(&ps, line, len);
     }
+    free(in.block);
     if (ferror(f))
         m2_errors_add(errs, p->path, ps.line, "read error: %s", strerror(errno));
     free(line);

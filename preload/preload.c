@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ static struct {
     void (*set_info_callback)(SSL *, info_cb_fn);
     int (*ctx_set_session_ticket_cb)(SSL_CTX *, SSL_CTX_generate_session_ticket_fn,
                                      SSL_CTX_decrypt_session_ticket_fn, void *);
+    int (*write_early_data)(SSL *, const void *, size_t, size_t *);
 } ossl;
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 
@@ -87,6 +89,7 @@ static void resolve(void)
     *(void **)&ossl.ctx_set_info_callback = real("SSL_CTX_set_info_callback");
     *(void **)&ossl.set_info_callback = real("SSL_set_info_callback");
     *(void **)&ossl.ctx_set_session_ticket_cb = real("SSL_CTX_set_session_ticket_cb");
+    *(void **)&ossl.write_early_data = real("SSL_write_early_data");
 }
 
 #define OSSL() pthread_once(&resolved, resolve)
@@ -165,11 +168,28 @@ static void log_accepted(const SSL *ssl, conn_log *l, const char *peer)
     l->verdict = 1;
 }
 
+/* A reason quotes what the peer sent (certificate names, subjects): a '"'
+ * in it would end the log line's quoted reason early and let the peer write
+ * fields of its own ("... peer=//sp/CSE/Cadmin ..."). */
+static void quote_safe(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; *in != '\0' && n + 5 < len; in++) {
+        if (*in == '"')
+            n += (size_t)snprintf(out + n, len - n, "\\x22");
+        else
+            out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
 static void log_refused(const SSL *ssl, conn_log *l, const char *why, const char *alert)
 {
     const char *ours = ssl != NULL ? m2mtls_ssl_reject_reason(ssl) : NULL;
-    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", l->client,
-         ours ? ours : why, alert ? " alert=" : "", alert ? alert : "");
+    char reason[1600];
+    quote_safe(ours ? ours : why, reason, sizeof reason);
+    plog(LOG_WARNING, "refused client=%s reason=\"%s\"%s%s", l->client, reason, alert ? " alert=" : "",
+         alert ? alert : "");
     l->verdict = 2;
 }
 
@@ -198,7 +218,9 @@ static void watch(const SSL *ssl, conn_log *l, int where, int ret)
         l->started = 1;
     }
     if (where & SSL_CB_HANDSHAKE_DONE) {
-        handshake_done(ssl, l);
+        /* (TLS 1.3 early data: OpenSSL says "done" once before the end) */
+        if (m2_handshake_completed(ssl))
+            handshake_done(ssl, l);
         return;
     }
     if (!SSL_is_server(ssl) || !(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL || l->verdict == 2)
@@ -244,17 +266,14 @@ static void info_cb(const SSL *ssl, int where, int ret)
 
 /* ---- the interposed OpenSSL functions ---------------------------------------------- */
 
-/* A context the program just created: the policy goes on it, or it goes. */
-static SSL_CTX *prepare(SSL_CTX *ctx)
+/* The policy on a context the program created; 0 when there is none to
+ * put on it (logged). */
+static int install_policy(SSL_CTX *ctx)
 {
-    if (ctx == NULL || inside)
-        return ctx;
     pthread_once(&once, load_policy);
     m2mtls_policy *policy = have_policy ? pl_policy_current() : NULL;
-    if (policy == NULL) { /* fail closed: no policy, no TLS */
-        ossl.ctx_free(ctx);
-        return NULL;
-    }
+    if (policy == NULL)
+        return 0;
     inside++;
     /* TS-0003's DTLS suite at the program's own security level (OpenSSL
      * >= 3.2 allows CCM8 only at level 0); the program's cipher list stays. */
@@ -263,18 +282,98 @@ static SSL_CTX *prepare(SSL_CTX *ctx)
         ossl.ctx_set_info_callback(ctx, info_cb);
     inside--;
     m2mtls_policy_free(policy); /* the context keeps its own reference */
-    if (!ok) {
+    if (!ok)
         plog(LOG_ERR, "cannot install the policy on a TLS context: %s", m2mtls_last_error());
+    return ok;
+}
+
+/* A context the program just created: the policy goes on it, or it goes
+ * (fail closed: no policy, no TLS). */
+static SSL_CTX *prepare(SSL_CTX *ctx)
+{
+    if (ctx == NULL || inside)
+        return ctx;
+    if (!install_policy(ctx)) {
         ossl.ctx_free(ctx);
         return NULL;
     }
     return ctx;
 }
 
-/* Is this a context m2mtls governs, and is the call the program's own? */
+/* ---- contexts the interposed functions do not see ----------------------------------- */
+
+/* A program may reach libssl's SSL_CTX_new_ex without the dynamic linker's
+ * lookup that LD_PRELOAD governs: dlsym() on its own handle of libssl.so.3
+ * (runtimes that load OpenSSL at run time), or a pointer libssl handed out.
+ * OpenSSL calls the "new" function of every SSL_CTX ex_data index for every
+ * context it creates, however it was reached: the preload registers one when
+ * it is loaded and puts the policy on such a context there. The context is
+ * still being built then (its certificate, store, cipher lists and methods
+ * exist; OpenSSL only sets defaults after this point, which the policy's
+ * hooks re-assert at every handshake). When no policy can go on it, it
+ * refuses every handshake: it cannot be taken away from the program. */
+static int refuse_hello(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    *alert = SSL_AD_ACCESS_DENIED;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+static int refuse_client_hello(SSL *ssl, unsigned int type, unsigned int context, const unsigned char **out,
+                               size_t *outlen, X509 *x, size_t chainidx, int *al, void *arg)
+{
+    (void)ssl, (void)type, (void)context, (void)out, (void)outlen, (void)x, (void)chainidx, (void)arg;
+    *al = SSL_AD_ACCESS_DENIED;
+    return -1;
+}
+
+static int refuse_chain(X509_STORE_CTX *xs, void *arg)
+{
+    (void)arg;
+    X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
+static void refuse_everything(SSL_CTX *ctx)
+{
+    inside++;
+    ossl.ctx_set_client_hello_cb(ctx, refuse_hello, NULL);            /* servers */
+    (void)SSL_CTX_add_custom_ext(ctx, 0xff4d, SSL_EXT_CLIENT_HELLO,   /* clients: m2mtls's hook type */
+                                 refuse_client_hello, NULL, NULL, NULL, NULL);
+    ossl.ctx_set_cert_verify_callback(ctx, refuse_chain, NULL);
+    inside--;
+}
+
+static void ctx_created(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    SSL_CTX *ctx = parent;
+    if (ctx == NULL || inside)
+        return; /* the interposed SSL_CTX_new / SSL_CTX_new_ex: prepare() follows */
+    OSSL();
+    static atomic_flag told = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&told))
+        plog(LOG_NOTICE, "the program creates TLS contexts without the interposed SSL_CTX_new "
+                         "(dlopen/dlsym of libssl): the policy is put on them as OpenSSL creates them");
+    if (!install_policy(ctx)) {
+        plog(LOG_ERR, "the policy cannot be applied to a TLS context the program created: every handshake "
+                      "on it is refused");
+        refuse_everything(ctx);
+    }
+}
+
+__attribute__((constructor)) static void watch_contexts(void)
+{
+    (void)CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, ctx_created, NULL, NULL);
+}
+
+/* Is this a context m2mtls governs, and is the call the program's own?
+ * (Known by m2mtls's own state on the context: not by a callback the
+ * program could have replaced through a pointer of its own.) */
 static int governed(const SSL_CTX *ctx)
 {
-    return !inside && ctx != NULL && have_policy && SSL_CTX_get_info_callback((SSL_CTX *)ctx) == info_cb;
+    return !inside && ctx != NULL && have_policy && m2_ctx_state_get(ctx) != NULL;
 }
 
 EXPORT SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
@@ -362,8 +461,9 @@ EXPORT void SSL_set_info_callback(SSL *ssl, info_cb_fn cb)
         ossl.set_info_callback(ssl, cb);
         return;
     }
+    /* NULL (or ours) gives the SSL back the SSL_CTX's callback, as in OpenSSL. */
     l->app = cb == info_cb ? NULL : cb;
-    l->app_set = 1;
+    l->app_set = l->app != NULL;
     ossl.set_info_callback(ssl, NULL);
 }
 
@@ -376,4 +476,21 @@ EXPORT int SSL_CTX_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_
     if (governed(ctx))
         return m2mtls_ctx_set_session_ticket_cb(ctx, gen, dec, arg);
     return ossl.ctx_set_session_ticket_cb(ctx, gen, dec, arg);
+}
+
+/* TLS 1.3 "0.5-RTT" data: after SSL_read_early_data, a server may write
+ * with SSL_write_early_data once it sent its Finished, before the client's
+ * certificate and Finished arrived (OpenSSL: "writing to an unauthenticated
+ * client"). Nothing reaches a peer the policy has not verified: on a server
+ * whose connection has no label yet, it fails (the program writes once the
+ * handshake completed). */
+EXPORT int SSL_write_early_data(SSL *ssl, const void *buf, size_t num, size_t *written)
+{
+    OSSL();
+    if (ssl != NULL && SSL_is_server(ssl) && governed(SSL_get_SSL_CTX(ssl)) && m2mtls_ssl_peer_id(ssl) == NULL) {
+        ERR_raise_data(ERR_LIB_SSL, ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED,
+                       "m2mtls: no data to a client before the policy verified it (0.5-RTT)");
+        return 0;
+    }
+    return ossl.write_early_data(ssl, buf, num, written);
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "preload.h"
 
@@ -113,24 +114,44 @@ static void log_error_lines(const char *errors)
     }
 }
 
-int pl_policy_start(const char *path)
+/* PATH made absolute with the working directory of now: a program that
+ * changes directory later (daemons do) must not make a reload read another
+ * file of that name, nor resolve the policy's own relative file names
+ * elsewhere. Symbolic links stay as they are (an operator may switch a link). */
+static char *absolute(const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return NULL;
+    size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+    char *abs = malloc(n);
+    if (abs != NULL)
+        snprintf(abs, n, "%s/%s", cwd, path);
+    return abs;
+}
+
+int pl_policy_start(const char *given)
 {
     long interval;
     if (!read_interval(&interval))
         return 0;
+    char *path = absolute(given);
+    if (path == NULL) {
+        plog(LOG_ERR, "M2MTLS_POLICY=%s: cannot make the path absolute (%s): no TLS context will be created", given,
+             strerror(errno));
+        return 0;
+    }
     file_id id = file_id_of(path); /* before reading: a later change is seen */
     m2mtls_policy *p = m2mtls_policy_load(path);
     if (p == NULL) {
         log_error_lines(m2mtls_last_error());
         plog(LOG_ERR, "policy %s not loaded: no TLS context will be created", path);
+        free(path);
         return 0;
     }
-    pol.path = strdup(path);
-    if (pol.path == NULL) {
-        m2mtls_policy_free(p);
-        plog(LOG_ERR, "out of memory: no TLS context will be created");
-        return 0;
-    }
+    pol.path = path;
     pol.current = p;
     pol.seen = id;
     pol.interval = interval;

@@ -143,6 +143,21 @@ typedef struct conn {
     int ip_len, counted;
 } conn;
 
+/* S between double quotes: a '"' inside (a certificate name quoted by a
+ * reason) is written \x22, so that a peer cannot end the field early and
+ * write fields of its own into the line. */
+static void print_quoted(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        if (*s == '"')
+            fputs("\\x22", stdout);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
 /* REASON: the policy's verdict (or what ended the handshake); TLS: what the
  * TLS layer reported, which says more when the peer is the one that refused. */
 static void log_line(const conn *c, int accepted, const char *reason, const char *tls)
@@ -168,7 +183,11 @@ static void log_line(const conn *c, int accepted, const char *reason, const char
                m2mtls_ssl_anchor(c->ssl) ? m2mtls_ssl_anchor(c->ssl) : "-", SSL_get_version(c->ssl),
                SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? "yes" : "no");
     } else {
-        printf("%s %s refused reason=\"%s\" tls=\"%s\"\n", when, c->client, reason, tls);
+        printf("%s %s refused reason=", when, c->client);
+        print_quoted(reason);
+        printf(" tls=");
+        print_quoted(tls);
+        putchar('\n');
     }
     fflush(stdout);
     pthread_mutex_unlock(&log_lock);

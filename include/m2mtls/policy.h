@@ -250,7 +250,8 @@ M2MTLS_API int m2mtls_ctx_apply_ts0003_profile(SSL_CTX *ctx);
  * SSL_connect, checked against the current policy of SSL's context (and
  * again when each handshake starts). Only that association is accepted; SNI
  * is set to its dNSName when it has one. PEER_ID is copied. 1 ok, 0 when the
- * policy has no such association. */
+ * policy has no such association, or while a handshake is under way (the
+ * association it is verified for stays). */
 M2MTLS_API int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id);
 /* Identity bound to the connection (full or resumed handshake), NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_peer_id(const SSL *ssl);
