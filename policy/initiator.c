@@ -100,6 +100,8 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
     m2_ctx_state *st = m2_ctx_state_get(SSL_get_SSL_CTX(ssl));
     if (c != NULL && st != NULL && !SSL_is_server(ssl)) {
         if ((where & SSL_CB_HANDSHAKE_START) && client_start(ssl, c, st, 1)) {
+            /* The current policy decides whether the association is a key's. */
+            m2_rpk_client_start(ssl, c->policy, c->expected);
             SSL_SESSION *sess = SSL_get_session(ssl);
             if (sess != NULL && SSL_SESSION_is_resumable(sess) && !session_fits(ssl, c, sess, NULL))
                 SSL_set_session(ssl, NULL);
@@ -148,6 +150,8 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
         m2_set_error("m2mtls_ssl_set_peer: cannot set SNI");
         return 0;
     }
+    /* RFC 7250 toward a key identity, before the ClientHello is made. */
+    m2_rpk_client_start(ssl, p, peer_id);
     if (SSL_get_info_callback(ssl) != initiator_info_cb) {
         c->app_info_cb = SSL_get_info_callback(ssl);
         SSL_set_info_callback(ssl, initiator_info_cb);
