@@ -468,6 +468,31 @@ static int grow_peers(m2mtls_policy *p)
     return 1;
 }
 
+/* Stores PEER, named ID, at the next index and indexes it by its id; the
+ * caller adds its name or key, then counts it. M2_NONE when the id is taken
+ * (reported) or out of memory. */
+static uint32_t store_peer(parse *ps, m2_peer *peer, const char *id)
+{
+    m2mtls_policy *p = ps->p;
+    if (!grow_peers(p) || (peer->id = m2_arena_strndup(&p->arena, id, strlen(id))) == NULL) {
+        ps->oom = 1;
+        return M2_NONE;
+    }
+    uint32_t idx = p->n_peers;
+    p->peers[idx] = *peer;
+    int oom = 0;
+    uint32_t dup = m2_index_put(&p->by_id, p, m2_peer_id_key, idx, &oom);
+    if (oom) {
+        ps->oom = 1;
+        return M2_NONE;
+    }
+    if (dup != M2_NONE) {
+        ERR(ps, "duplicate peer id '%s' (first at line %u)", id, p->peers[dup].line);
+        return M2_NONE;
+    }
+    return idx;
+}
+
 /* "key:<ALG>;<BASE64URL>" -> its canonical text in the arena, followed by
  * its NUL, the id's length and its bytes (m2_peer_key_id reads them). */
 static const char *parse_key_name(parse *ps, const char *id, const char *tok, unsigned char raw[32], size_t *len)
@@ -533,20 +558,11 @@ static void do_key_peer(parse *ps, char **tok, int ntok)
             p->peers[dup].id, p->peers[dup].line);
         return;
     }
-    if (!grow_peers(p) || (peer.id = m2_arena_strndup(&p->arena, tok[1], strlen(tok[1]))) == NULL) {
-        ps->oom = 1;
+    uint32_t idx = store_peer(ps, &peer, tok[1]);
+    if (idx == M2_NONE)
         return;
-    }
-    uint32_t idx = p->n_peers;
-    p->peers[idx] = peer;
     int oom = 0;
-    dup = m2_index_put(&p->by_id, p, m2_peer_id_key, idx, &oom);
-    if (dup != M2_NONE) {
-        ERR(ps, "duplicate peer id '%s' (first at line %u)", tok[1], p->peers[dup].line);
-        return;
-    }
-    if (!oom)
-        (void)m2_index_put(&p->by_key, p, m2_peer_keyid_key, idx, &oom);
+    (void)m2_index_put(&p->by_key, p, m2_peer_keyid_key, idx, &oom);
     if (oom) {
         ps->oom = 1;
         return;
@@ -577,19 +593,11 @@ static void do_peer(parse *ps, char **tok, int ntok)
         ok &= peer_option(ps, tok[i], &peer);
     if (!ok)
         return;
-    if (!grow_peers(p) || (peer.id = m2_arena_strndup(&p->arena, tok[1], strlen(tok[1]))) == NULL) {
-        ps->oom = 1;
+    uint32_t idx = store_peer(ps, &peer, tok[1]);
+    if (idx == M2_NONE)
         return;
-    }
-    uint32_t idx = p->n_peers;
-    p->peers[idx] = peer;
     int oom = 0;
-    uint32_t dup = m2_index_put(&p->by_id, p, m2_peer_id_key, idx, &oom);
-    if (dup != M2_NONE) {
-        ERR(ps, "duplicate peer id '%s' (first at line %u)", tok[1], p->peers[dup].line);
-        return;
-    }
-    uint32_t first = oom ? M2_NONE : m2_index_put(&p->by_name, p, m2_peer_name_key, idx, &oom);
+    uint32_t first = m2_index_put(&p->by_name, p, m2_peer_name_key, idx, &oom);
     if (oom) {
         ps->oom = 1;
         return;
