@@ -121,18 +121,13 @@ static int key_label_eval(const m2mtls_policy *p, SSL_SESSION *sess, const label
     m2_eval_opts o = { .role = role, .expected = expected, .rpk = peer == NULL ? m2_rpk_of_session(sess) : NULL };
     if (!m2_evaluate(p, peer, NULL, &o, out, NULL))
         return 0;
-    if (!out->accepted)
-        return 1; /* the caller says why */
+    if (!out->accepted || !m2_verdict_by_key(out))
+        return 1; /* the caller says why, or that the kind changed */
     unsigned char sha[32];
-    int same_key = m2_verdict_by_key(out) && m2_key_sha256(peer != NULL ? X509_get0_pubkey(peer) : o.rpk, sha)
-                   && memcmp(sha, rec->sha, 32) == 0;
-    if (same_key)
+    if (m2_key_sha256(peer != NULL ? X509_get0_pubkey(peer) : o.rpk, sha) && memcmp(sha, rec->sha, 32) == 0)
         return 1;
-    m2_buf b = { 0 };
-    m2_buf_addf(&b, "the session's key is no longer what identifies it: the current policy accepts it as '%s' "
-                    "by %s", out->peer_id, out->cert_name);
     m2mtls_verdict_clear(out);
-    out->reason = m2_buf_take(&b);
+    out->reason = m2_strdup("the session holds another key than the one its label records");
     out->code = M2MTLS_REJECT_RESUMPTION;
     return out->reason != NULL;
 }
@@ -169,6 +164,18 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
     if (strcmp(out->peer_id, rec.peer_id) != 0) {
         m2_buf b = { 0 };
         m2_buf_addf(&b, "resumed session belongs to '%s', the current policy names '%s'", rec.peer_id, out->peer_id);
+        m2mtls_verdict_clear(out);
+        out->reason = m2_buf_take(&b);
+        out->code = M2MTLS_REJECT_RESUMPTION;
+        return 0;
+    }
+    if (m2_verdict_by_key(out) != rec.key) {
+        /* A session made by a certificate association resumes only as one,
+         * and one made by a key as a key identity: what the label records
+         * (the anchor's digest, or the key's) means nothing to the other. */
+        m2_buf b = { 0 };
+        m2_buf_addf(&b, "resumed session of '%s' was made by its %s; the current policy identifies it by %s",
+                    rec.peer_id, rec.key ? "key" : "certificate", out->cert_name);
         m2mtls_verdict_clear(out);
         out->reason = m2_buf_take(&b);
         out->code = M2MTLS_REJECT_RESUMPTION;

@@ -77,15 +77,17 @@ static int write_entity(const char *base, const pki_cert *c)
 static int setup(void **state)
 {
     (void)state;
-    pki_cert root, look, server, server_look, client, dev, dev128, dev120, intruder, weak, kuenc, expired, other;
+    pki_cert root, look, server, server_look, server_uri, client, dev, dev128, dev120, intruder, weak, kuenc, expired,
+        other;
     dir = pki_tmpdir();
     pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_cli[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_dev[] = { { PKI_SAN_URI, DEV, 0 }, { 0, 0, 0 } };
     pki_san s_oth[] = { { PKI_SAN_DNS, "other.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_suri[] = { { PKI_SAN_URI, "//sp.example.com/CSE-SRV", 0 }, { 0, 0, 0 } };
     if (dir == NULL || !pki_root("RPK Root", &root) || !pki_root("RPK Root", &look)
         || !pki_leaf(&root, "server", s_srv, &server) || !pki_leaf(&look, "server", s_srv, &server_look)
-        || !pki_leaf(&root, "client", s_cli, &client)
+        || !pki_leaf(&root, "client", s_cli, &client) || !pki_leaf(&root, "server-uri", s_suri, &server_uri)
         || !device("Cdev", "EC:P-256", s_dev, PKI_KU_DEFAULT, 0, &dev)
         || !device("Cdev128", "EC:P-256", NULL, PKI_KU_DEFAULT, 0, &dev128)
         || !device("Cdev120", "EC:P-256", NULL, PKI_KU_NONE, 0, &dev120)
@@ -104,6 +106,7 @@ static int setup(void **state)
     id_intruder = key_id(intruder.key, 32);
     id_server = key_id(server.key, 32);
     id_look = key_id(server_look.key, 32);
+    char *id_suri = key_id(server_uri.key, 32);
     char keys[1024];
     snprintf(keys, sizeof keys,
              "peer " DEV " key:sha-256;%s\n"
@@ -146,7 +149,16 @@ static int setup(void **state)
     }
     ok = ok && pki_writef(dir, "devk-look.policy", "local-id " DEV "\ncert dev.pem\nkey dev.key\n"
                           "peer /CSE-SRV key:sha-256;%s\n", id_look);
-    pki_cert *all[] = { &root, &look, &server, &server_look, &client, &dev, &dev128, &dev120, &intruder,
+    /* a server named by a URI (no SNI either way), and a device that knows it
+     * by that name (devu) or by its key (devku) */
+    ok = ok && id_suri != NULL && write_entity("server-uri", &server_uri)
+         && pki_writef(dir, "srv-uri.policy", "local-id /CSE-SRV\ncert server-uri.pem\nkey server-uri.key\n%s", keys)
+         && pki_writef(dir, "devu.policy", "local-id " DEV "\ncert dev.pem\nkey dev.key\nanchor ALPHA root.pem\n"
+                       "peer /CSE-SRV uri://sp.example.com/CSE-SRV ALPHA\n")
+         && pki_writef(dir, "devku.policy", "local-id " DEV "\ncert dev.pem\nkey dev.key\n"
+                       "peer /CSE-SRV key:sha-256;%s\n", id_suri);
+    free(id_suri);
+    pki_cert *all[] = { &root, &look, &server, &server_look, &server_uri, &client, &dev, &dev128, &dev120, &intruder,
                         &weak, &kuenc, &expired, &other };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pki_cert_free(all[i]);
@@ -687,6 +699,37 @@ static void test_initiator_swap(void **state)
     done(&s, &c, sctx, cctx);
 }
 
+/* A session resumes only as the kind of association that made it: after a
+ * swap that turns the server's association from its certificate to its key
+ * (and back), the session is not offered, and a full handshake binds the
+ * association as the current policy says. (A server named by a URI: no SNI,
+ * which would keep the session from resuming anyway.) */
+static void test_initiator_kind_change(void **state)
+{
+    (void)state;
+    SSL_CTX *sctx = ctx_with(1, &TLS13, "srv-uri.policy"), *cctx = ctx_with(0, &TLS13, "devu.policy");
+    static const char *const next[] = { "devku.policy", "devu.policy" };
+    hs_side s, c;
+    run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
+    expect_ok(&TLS13, &s, &c);
+    for (size_t i = 0; i < 2; i++) {
+        m2mtls_policy *p = load(next[i]);
+        assert_int_equal(m2mtls_ctx_set_policy(cctx, p), 1);
+        m2mtls_policy_free(p);
+        hs_side s2, c2;
+        run(sctx, cctx, &TLS13, c.session, 0, &s2, &c2);
+        expect_ok(&TLS13, &s2, &c2);
+        if (c2.reused)
+            fail_msg("%s: a session of the other kind of association was resumed", next[i]);
+        assert_contains(c2.cert_name, i == 0 ? "key:sha-256;" : "uri://sp.example.com/CSE-SRV");
+        hs_side_clear(&s);
+        hs_side_clear(&c);
+        s = s2;
+        c = c2;
+    }
+    done(&s, &c, sctx, cctx);
+}
+
 /* TS-0003 7.2.1 on a key identity's connection. */
 static void test_originator(void **state)
 {
@@ -746,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_resumption),
         cmocka_unit_test(test_swap_removes_key),
         cmocka_unit_test(test_initiator_swap),
+        cmocka_unit_test(test_initiator_kind_change),
         cmocka_unit_test(test_originator),
         cmocka_unit_test(test_app_verify_callback),
     };
