@@ -106,6 +106,7 @@ void m2_proof_take(m2_proof *proof, int how, m2mtls_verdict *v, const unsigned c
     proof->cert_name = v->cert_name;
     proof->anchor = v->anchor;
     v->peer_id = v->local_id = v->cert_name = v->anchor = NULL;
+    proof->key = proof->cert_name != NULL && strncmp(proof->cert_name, "key:", 4) == 0;
     memcpy(proof->anchor_sha256, anchor_sha256, 32);
     m2_hs_id(ssl, proof->hs);
     m2mtls_verdict_clear(v);

@@ -150,6 +150,21 @@ void m2_refuse_unpoliced(SSL *ssl, m2_conn *c)
         (void)m2_certificate_suites_only(ssl, c);
 }
 
+/* What a session's label records of an accepted verdict V: the SHA-256 of
+ * the anchor certificate that verified the chain, or for a key identity that
+ * of the key (SubjectPublicKeyInfo) the peer proved. */
+static int proof_digest(const m2mtls_policy *p, const m2mtls_verdict *v, X509 *leaf, EVP_PKEY *rpk,
+                        unsigned char sha[32])
+{
+    if (m2_verdict_by_key(v))
+        return m2_key_sha256(leaf != NULL ? X509_get0_pubkey(leaf) : rpk, sha);
+    uint32_t a = m2_policy_find_anchor(p, v->anchor);
+    if (a == M2_NONE)
+        return 0;
+    memcpy(sha, p->anchors[a].sha256, 32);
+    return 1;
+}
+
 /* Replaces OpenSSL's chain verification for the peer's certificate. Called
  * for the context the connection is on now (after an SNI switch, the new
  * one): that context's policy decides. */
@@ -177,6 +192,8 @@ static int verify_hook(X509_STORE_CTX *xs, void *arg)
         .param = X509_STORE_CTX_get0_param(xs),
     };
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    /* An RFC 7250 raw public key instead of a certificate (OpenSSL >= 3.2). */
+    o.rpk = leaf == NULL ? m2_rpk_of_store(xs) : NULL;
     m2mtls_verdict v;
     int err = X509_V_ERR_APPLICATION_VERIFICATION;
     m2_proof_clear(&c->pending);
@@ -224,10 +241,16 @@ static int verify_hook(X509_STORE_CTX *xs, void *arg)
     X509_STORE_CTX_set0_verified_chain(xs, v.chain);
     v.chain = NULL;
     X509_STORE_CTX_set_error(xs, X509_V_OK);
-    uint32_t a = m2_policy_find_anchor(p, v.anchor);
+    unsigned char sha[32];
+    if (!proof_digest(p, &v, leaf, o.rpk, sha)) {
+        m2mtls_verdict_clear(&v);
+        m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL, "out of memory");
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_OUT_OF_MEM);
+        return 0;
+    }
     m2_conn_set_reason(c, M2MTLS_REJECT_NONE, NULL);
     /* Proven in this handshake; the label once the handshake completes. */
-    m2_proof_take(&c->pending, M2_PROVEN_CHAIN, &v, p->anchors[a].sha256, ssl);
+    m2_proof_take(&c->pending, M2_PROVEN_CHAIN, &v, sha, ssl);
     m2_session_store_label(SSL_get_session(ssl), &c->pending);
     return 1;
 }
@@ -276,6 +299,8 @@ static int hello_hook(SSL *ssl, int *alert, void *arg)
         *alert = SSL_AD_HANDSHAKE_FAILURE;
         return SSL_CLIENT_HELLO_ERROR;
     }
+    /* Before the ClientHello's extensions are read: RFC 7250 for key identities. */
+    m2_rpk_server_start(ssl, c->policy);
     /* An external PSK would authenticate the client without a certificate;
      * 0-RTT data would reach the application before anything is proven. */
     SSL_set_psk_server_callback(ssl, NULL);

@@ -106,6 +106,8 @@ static void initiator_info_cb(const SSL *cssl, int where, int ret)
         m2_refuse_unpoliced(ssl, c); /* moved to a context without m2mtls (SSL_set_SSL_CTX) */
     if (c != NULL && st != NULL && !SSL_is_server(ssl)) {
         if ((where & SSL_CB_HANDSHAKE_START) && client_start(ssl, c, st, 1)) {
+            /* The current policy decides whether the association is a key's. */
+            m2_rpk_client_start(ssl, c->policy, c->expected);
             SSL_SESSION *sess = SSL_get_session(ssl);
             if (sess != NULL && SSL_SESSION_is_resumable(sess) && !session_fits(ssl, c, sess, NULL))
                 SSL_set_session(ssl, NULL);
@@ -162,6 +164,8 @@ int m2mtls_ssl_set_peer(SSL *ssl, const char *peer_id)
     }
     free(c->expected);
     c->expected = expected;
+    /* RFC 7250 toward a key identity, before the ClientHello is made. */
+    m2_rpk_client_start(ssl, p, peer_id);
     if (SSL_get_info_callback(ssl) != initiator_info_cb) {
         c->app_info_cb = SSL_get_info_callback(ssl);
         SSL_set_info_callback(ssl, initiator_info_cb);

@@ -85,7 +85,7 @@ M2_HIDDEN int m2_pfc_prefix_check(const char *prefix, char *why, size_t why_len)
 M2_HIDDEN int m2_absolute_ae_id(const char *s, size_t n, char *why, size_t why_len);
 
 /* ---- the policy ---------------------------------------------------------- */
-enum m2_name_type { M2_NAME_DNS = 1, M2_NAME_URI = 2 };
+enum m2_name_type { M2_NAME_DNS = 1, M2_NAME_URI = 2, M2_NAME_KEY = 3 };
 enum m2_transport { M2_AT_NONE = 0, M2_AT_TLS = 1, M2_AT_DTLS = 2 };
 
 typedef struct m2_anchor {
@@ -99,10 +99,12 @@ typedef struct m2_anchor {
 /* One `peer` line: an association. Strings live in the policy arena. */
 typedef struct m2_peer {
     const char *id;
-    const char *name;            /* "dns:<lower-cased fqdn>" or "uri:<value>": the index key */
+    const char *name;            /* "dns:<lower-cased fqdn>" or "uri:<value>": the index key;
+                                    a key identity: "key:<alg>;<base64url>", then its NUL, the
+                                    id's length and its bytes (m2_peer_key_id) */
     const char *as;              /* own identity toward this peer, or NULL */
     const char *at_host;         /* NULL when no at= */
-    uint32_t    anchor;          /* index into anchors */
+    uint32_t    anchor;          /* index into anchors; M2_NONE for a key identity */
     uint32_t    next_same_name;  /* next peer with the same name, M2_NONE ends */
     uint32_t    line;
     uint16_t    at_port;
@@ -132,6 +134,8 @@ struct m2mtls_policy {
     m2_pfc     *pfcs;     uint32_t n_pfcs;
     m2_index    by_id;      /* peer id -> peer */
     m2_index    by_name;    /* (type, name) -> first peer with that name */
+    m2_index    by_key;     /* first M2_KEYID_MIN bytes of a key id -> its key peer */
+    uint32_t    n_key_peers;
     unsigned char digest[32];   /* of everything that decides trust: the session id context */
     m2_arena    arena;
 };
@@ -144,6 +148,12 @@ M2_HIDDEN uint32_t m2_policy_find_peer(const m2mtls_policy *p, const char *id);
 M2_HIDDEN uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len);
 M2_HIDDEN const char *m2_peer_name_key(const void *owner, uint32_t v, size_t *len);
 M2_HIDDEN const char *m2_peer_id_key(const void *owner, uint32_t v, size_t *len);
+/* The key peer whose RFC 6920 id is a prefix of SHA (the SPKI's SHA-256),
+ * M2_NONE if none. */
+M2_HIDDEN uint32_t m2_policy_find_key(const m2mtls_policy *p, const unsigned char sha[32]);
+M2_HIDDEN const char *m2_peer_keyid_key(const void *owner, uint32_t v, size_t *len);
+/* A key identity's id bytes (LEN: 32, 16 or 15); NULL for a certificate peer. */
+M2_HIDDEN const unsigned char *m2_peer_key_id(const m2_peer *peer, size_t *len);
 /* The pfc rule that could make PEER_ID an identity (its prefix, then one
  * AE-ID-Stem), M2_NONE if none. */
 M2_HIDDEN uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from);
@@ -172,6 +182,21 @@ M2_HIDDEN int  m2_match_names(const m2mtls_policy *p, X509 *leaf, const char *ex
                               m2_match *m, char **reason);
 M2_HIDDEN void m2_match_free(m2_match *m);
 
+/* ---- keyid.c: RFC 6920 key identifiers ----------------------------------- */
+#define M2_KEYID_MIN 15  /* bytes of the shortest id (sha-256-120): the look-up key */
+/* The byte length of an id of hash ALG ("sha-256" 32, "sha-256-128" 16,
+ * "sha-256-120" 15), 0 for any other name. */
+M2_HIDDEN size_t m2_keyid_alg_len(const char *alg);
+/* "<ALG>;<BASE64URL>" (the text after "key:") -> its bytes and the canonical
+ * name of ALG; 0 with WHY (bad algorithm, base64url or length). */
+M2_HIDDEN int m2_keyid_parse(const char *s, unsigned char out[32], size_t *len, const char **alg, char *why,
+                             size_t why_len);
+/* SHA-256 of KEY's DER SubjectPublicKeyInfo. 1 ok. */
+M2_HIDDEN int m2_key_sha256(const EVP_PKEY *key, unsigned char out[32]);
+/* "<ALG>;<BASE64URL>" of the first bytes of SHA into BUF (returned). */
+M2_HIDDEN const char *m2_keyid_format(const unsigned char sha[32], const char *alg, char *buf, size_t len);
+#define M2_KEYID_TEXT 64 /* room for any formatted id */
+
 /* ---- verifier.c ---------------------------------------------------------- */
 typedef struct m2_eval_opts {
     int         role;          /* M2MTLS_RESPONDER / M2MTLS_INITIATOR */
@@ -185,10 +210,31 @@ typedef struct m2_eval_opts {
      * certificate's SHA-256 equals this one (the anchor that verified the
      * chain when the session was made). */
     const unsigned char *resumed_anchor_sha256;
+    /* The peer's RFC 7250 raw public key, when it sent no certificate
+     * (OpenSSL >= 3.2), or NULL. */
+    EVP_PKEY   *rpk;
 } m2_eval_opts;
 
 M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                           const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
+/* A verdict that a key identity gave (its cert_name is "key:..."). */
+M2_HIDDEN int m2_verdict_by_key(const m2mtls_verdict *v);
+/* A bare public key evaluated as the raw public key of a handshake
+ * (m2mtls inspect on a PUBLIC KEY PEM); the arguments of
+ * m2mtls_policy_check_cert_ex otherwise. */
+M2_HIDDEN int m2_policy_check_key(const m2mtls_policy *p, EVP_PKEY *key, const char *peer_id, m2mtls_role role,
+                                  int security_level, m2mtls_verdict *out);
+
+/* ---- keypeer.c: key identities (RFC 6920 ids, RFC 7250 raw public keys) -- */
+/* Decides (*DECIDED = 1, OUT filled, accepted or not) when the key of LEAF
+ * (or RPK, without a certificate) is configured for a key peer, or when the
+ * initiator expects a key peer, or when there is no certificate; leaves the
+ * certificate to the name associations otherwise (*DECIDED = 0). 0 only when
+ * out of memory. */
+M2_HIDDEN int  m2_key_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                               const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err, int *decided);
+/* Adds to a name refusal of LEAF that its key is not configured either. */
+M2_HIDDEN void m2_key_note_unknown(const m2mtls_policy *p, X509 *leaf, m2mtls_verdict *out);
 
 /* ---- params.c: the verification parameters the policy owns --------------- */
 #define M2_MIN_SECURITY_LEVEL 2   /* every chain: 112-bit keys and signatures at least */
@@ -240,6 +286,7 @@ M2_HIDDEN void m2_hs_id(const SSL *ssl, unsigned char out[M2_HS_ID_LEN]);
 enum m2_proven { M2_PROVEN_NONE = 0, M2_PROVEN_CHAIN = 1, M2_PROVEN_RESUMED = 2 };
 typedef struct m2_proof {
     int   how;                          /* enum m2_proven */
+    int   key;                          /* a key identity: anchor_sha256 holds the key's SPKI SHA-256 */
     char *peer_id, *local_id, *cert_name, *anchor;
     unsigned char anchor_sha256[32];    /* the anchor certificate that verified the chain */
     unsigned char hs[M2_HS_ID_LEN];     /* the handshake that proved it */
@@ -319,6 +366,16 @@ M2_HIDDEN char *m2_strdup(const char *s);
 M2_HIDDEN char *m2_keyref_uri(const char *file, char *why, size_t why_len);
 M2_HIDDEN EVP_PKEY *m2_load_private_key(const char *ref, pem_password_cb *cb, void *cb_data, char *why,
                                         size_t why_len);
+
+/* rpk.c: RFC 7250 raw public keys (OpenSSL >= 3.2; no-ops before).
+ * Server: accept and send raw public keys when POLICY has key identities.
+ * Client: offer them when the association asked for is a key identity. */
+M2_HIDDEN void m2_rpk_server_start(SSL *ssl, const m2mtls_policy *policy);
+M2_HIDDEN void m2_rpk_client_start(SSL *ssl, const m2mtls_policy *policy, const char *expected);
+/* The peer's raw public key (or, in a verification, the store's), NULL if
+ * none or before OpenSSL 3.2. */
+M2_HIDDEN EVP_PKEY *m2_rpk_of_store(X509_STORE_CTX *xs);
+M2_HIDDEN EVP_PKEY *m2_rpk_of_session(SSL_SESSION *sess);
 
 /* profile.c: on a DTLS context, rates TS-0003's ECDHE-ECDSA-AES128-CCM8 at
  * its key strength (OpenSSL >= 3.2 rates it below security level 1); the

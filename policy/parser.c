@@ -202,7 +202,8 @@ static const char *parse_cert_name(parse *ps, const char *tok)
             }
         return m2_arena_strndup(&ps->p->arena, tok, n);
     }
-    ERR(ps, "certificate name '%s' has no type: write dns:<fqdn> or uri:<value>", tok);
+    ERR(ps, "certificate name '%s' has no type: write dns:<fqdn> or uri:<value> (or key:<ALG>;<BASE64URL>, "
+            "without an anchor, for a raw public key)", tok);
     return NULL;
 }
 
@@ -516,10 +517,117 @@ static int grow_peers(m2mtls_policy *p)
     return 1;
 }
 
+/* Stores PEER, named ID, at the next index and indexes it by its id; the
+ * caller adds its name or key, then counts it. M2_NONE when the id is taken
+ * (reported) or out of memory. */
+static uint32_t store_peer(parse *ps, m2_peer *peer, const char *id)
+{
+    m2mtls_policy *p = ps->p;
+    if (!grow_peers(p) || (peer->id = m2_arena_strndup(&p->arena, id, strlen(id))) == NULL) {
+        ps->oom = 1;
+        return M2_NONE;
+    }
+    uint32_t idx = p->n_peers;
+    p->peers[idx] = *peer;
+    int oom = 0;
+    uint32_t dup = m2_index_put(&p->by_id, p, m2_peer_id_key, idx, &oom);
+    if (oom) {
+        ps->oom = 1;
+        return M2_NONE;
+    }
+    if (dup != M2_NONE) {
+        ERR(ps, "duplicate peer id '%s' (first at line %u)", id, p->peers[dup].line);
+        return M2_NONE;
+    }
+    return idx;
+}
+
+/* "key:<ALG>;<BASE64URL>" -> its canonical text in the arena, followed by
+ * its NUL, the id's length and its bytes (m2_peer_key_id reads them). */
+static const char *parse_key_name(parse *ps, const char *id, const char *tok, unsigned char raw[32], size_t *len)
+{
+    char why[256], text[M2_KEYID_TEXT + 4];
+    const char *alg;
+    if (has_control(tok)) {
+        ERR(ps, "peer '%s': the key id contains a control character", id);
+        return NULL;
+    }
+    if (!m2_keyid_parse(tok + 4, raw, len, &alg, why, sizeof why)) {
+        ERR(ps, "peer '%s': %.*s: %s", id, 100, tok, why);
+        return NULL;
+    }
+    memcpy(text, "key:", 4);
+    m2_keyid_format(raw, alg, text + 4, sizeof text - 4);
+    size_t n = strlen(text);
+    unsigned char buf[sizeof text + 1 + 32];
+    memcpy(buf, text, n + 1);
+    buf[n + 1] = (unsigned char)*len;
+    memcpy(buf + n + 2, raw, *len);
+    const char *name = m2_arena_strndup(&ps->p->arena, (const char *)buf, n + 2 + *len);
+    if (name == NULL)
+        ps->oom = 1;
+    return name;
+}
+
+/* `peer ID key:<ALG>;<BASE64URL> [as=...] [at=...]`: a raw-public-key
+ * identity (TS-0003: an RFC 6920 key id). No anchor and no certificate name:
+ * the key is the identity. */
+static void do_key_peer(parse *ps, char **tok, int ntok)
+{
+    static const char usage[] = "peer <ID> key:<ALG>;<BASE64URL> [as=<LOCAL-ID>] [at=tls://HOST:PORT | at=dtls://HOST:PORT]";
+    if (!want_args(ps, "peer", ntok, 2, 4, usage))
+        return;
+    m2mtls_policy *p = ps->p;
+    if (has_control(tok[1])) {
+        ERR(ps, "peer: the id contains a control character");
+        return;
+    }
+    unsigned char raw[32];
+    size_t len = 0;
+    m2_peer peer = { .next_same_name = M2_NONE, .line = ps->line, .anchor = M2_NONE, .name_type = M2_NAME_KEY };
+    peer.name = parse_key_name(ps, tok[1], tok[2], raw, &len);
+    int ok = peer.name != NULL;
+    for (int i = 3; i < ntok; i++) {
+        if (strchr(tok[i], '=') == NULL) {
+            ERR(ps, "peer '%s': a key identity has no anchor (the key is the identity): unexpected '%.*s'", tok[1],
+                100, tok[i]);
+            ok = 0;
+        } else {
+            ok &= peer_option(ps, tok[i], &peer);
+        }
+    }
+    if (!ok)
+        return;
+    /* Two ids that agree on their first 120 bits name one key (a shorter id
+     * is a prefix of a longer one of the same key): it would select both. */
+    uint32_t dup = p->n_key_peers ? m2_index_get(&p->by_key, p, m2_peer_keyid_key, (const char *)raw, M2_KEYID_MIN)
+                                  : M2_NONE;
+    if (dup != M2_NONE) {
+        ERR(ps, "peer '%s': duplicate key: %s names the key of peer '%s' (line %u)", tok[1], peer.name,
+            p->peers[dup].id, p->peers[dup].line);
+        return;
+    }
+    uint32_t idx = store_peer(ps, &peer, tok[1]);
+    if (idx == M2_NONE)
+        return;
+    int oom = 0;
+    (void)m2_index_put(&p->by_key, p, m2_peer_keyid_key, idx, &oom);
+    if (oom) {
+        ps->oom = 1;
+        return;
+    }
+    p->n_peers++;
+    p->n_key_peers++;
+}
+
 static void do_peer(parse *ps, char **tok, int ntok)
 {
     static const char usage[] =
         "peer <ID> <CERT-NAME> <ANCHOR> [as=<LOCAL-ID>] [at=tls://HOST:PORT | at=dtls://HOST:PORT]";
+    if (ntok >= 3 && strncmp(tok[2], "key:", 4) == 0) {
+        do_key_peer(ps, tok, ntok);
+        return;
+    }
     if (!want_args(ps, "peer", ntok, 3, 5, usage))
         return;
     m2mtls_policy *p = ps->p;
@@ -534,19 +642,11 @@ static void do_peer(parse *ps, char **tok, int ntok)
         ok &= peer_option(ps, tok[i], &peer);
     if (!ok)
         return;
-    if (!grow_peers(p) || (peer.id = m2_arena_strndup(&p->arena, tok[1], strlen(tok[1]))) == NULL) {
-        ps->oom = 1;
+    uint32_t idx = store_peer(ps, &peer, tok[1]);
+    if (idx == M2_NONE)
         return;
-    }
-    uint32_t idx = p->n_peers;
-    p->peers[idx] = peer;
     int oom = 0;
-    uint32_t dup = m2_index_put(&p->by_id, p, m2_peer_id_key, idx, &oom);
-    if (dup != M2_NONE) {
-        ERR(ps, "duplicate peer id '%s' (first at line %u)", tok[1], p->peers[dup].line);
-        return;
-    }
-    uint32_t first = oom ? M2_NONE : m2_index_put(&p->by_name, p, m2_peer_name_key, idx, &oom);
+    uint32_t first = m2_index_put(&p->by_name, p, m2_peer_name_key, idx, &oom);
     if (oom) {
         ps->oom = 1;
         return;

@@ -19,6 +19,29 @@ const char *m2_peer_name_key(const void *owner, uint32_t v, size_t *len)
     return p->peers[v].name;
 }
 
+const unsigned char *m2_peer_key_id(const m2_peer *peer, size_t *len)
+{
+    if (peer->name_type != M2_NAME_KEY) {
+        *len = 0;
+        return NULL;
+    }
+    /* Stored after the text of the name: its NUL, one length byte, the bytes. */
+    const unsigned char *after = (const unsigned char *)peer->name + strlen(peer->name) + 1;
+    *len = after[0];
+    return after + 1;
+}
+
+/* The look-up key of a key identity: the first M2_KEYID_MIN bytes of its id,
+ * which every allowed truncation has. */
+const char *m2_peer_keyid_key(const void *owner, uint32_t v, size_t *len)
+{
+    const m2mtls_policy *p = owner;
+    size_t n;
+    const unsigned char *id = m2_peer_key_id(&p->peers[v], &n);
+    *len = M2_KEYID_MIN;
+    return (const char *)id;
+}
+
 m2mtls_policy *m2_policy_new(const char *path)
 {
     m2mtls_policy *p = calloc(1, sizeof *p);
@@ -29,7 +52,7 @@ m2mtls_policy *m2_policy_new(const char *path)
     p->crls = sk_X509_CRL_new_null();
     p->chain = sk_X509_new_null();
     if (p->path == NULL || p->crls == NULL || p->chain == NULL
-        || !m2_index_init(&p->by_id, 64) || !m2_index_init(&p->by_name, 64)) {
+        || !m2_index_init(&p->by_id, 64) || !m2_index_init(&p->by_name, 64) || !m2_index_init(&p->by_key, 16)) {
         m2mtls_policy_free(p);
         return NULL;
     }
@@ -80,6 +103,7 @@ void m2mtls_policy_free(m2mtls_policy *p)
     free(p->pfcs);
     m2_index_free(&p->by_id);
     m2_index_free(&p->by_name);
+    m2_index_free(&p->by_key);
     sk_X509_CRL_pop_free(p->crls, X509_CRL_free);
     sk_X509_pop_free(p->chain, X509_free);
     X509_free(p->cert);
@@ -118,6 +142,18 @@ uint32_t m2_policy_find_peer(const m2mtls_policy *p, const char *id)
 uint32_t m2_policy_find_name(const m2mtls_policy *p, const char *key, size_t len)
 {
     return m2_index_get(&p->by_name, p, m2_peer_name_key, key, len);
+}
+
+uint32_t m2_policy_find_key(const m2mtls_policy *p, const unsigned char sha[32])
+{
+    if (p->n_key_peers == 0)
+        return M2_NONE;
+    uint32_t i = m2_index_get(&p->by_key, p, m2_peer_keyid_key, (const char *)sha, M2_KEYID_MIN);
+    size_t n;
+    const unsigned char *id = i != M2_NONE ? m2_peer_key_id(&p->peers[i], &n) : NULL;
+    /* The index holds one id per 120-bit prefix (the parser refuses two):
+     * the rest of a longer id must match too. */
+    return id != NULL && memcmp(id, sha, n) == 0 ? i : M2_NONE;
 }
 
 uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from)

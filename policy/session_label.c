@@ -20,9 +20,12 @@
 
 #define LABEL_MAGIC "m2mtls-label-1"
 #define LABEL_MAGIC_LEN (sizeof LABEL_MAGIC) /* with its NUL */
+/* A key identity's record: the same layout, the digest is the key's. */
+#define KEY_LABEL_MAGIC "m2mtls-label-k"
 
 typedef struct label_rec {
-    const unsigned char *sha;     /* anchor certificate digest */
+    int key;                      /* a key identity's record */
+    const unsigned char *sha;     /* anchor certificate digest; a key identity: the key's SPKI digest */
     const char *peer_id;
     const unsigned char *app;     /* the application's ticket data after the record */
     size_t app_len;
@@ -41,7 +44,10 @@ static int read_label(SSL_SESSION *sess, label_rec *rec)
     const unsigned char *d = data;
     rec->app = d;
     rec->app_len = n;
-    if (n < LABEL_MAGIC_LEN + 32 + 2 || memcmp(d, LABEL_MAGIC, LABEL_MAGIC_LEN) != 0)
+    if (n < LABEL_MAGIC_LEN + 32 + 2)
+        return 0;
+    rec->key = memcmp(d, KEY_LABEL_MAGIC, LABEL_MAGIC_LEN) == 0;
+    if (!rec->key && memcmp(d, LABEL_MAGIC, LABEL_MAGIC_LEN) != 0)
         return 0;
     const unsigned char *id = d + LABEL_MAGIC_LEN + 32;
     const unsigned char *nul = memchr(id, '\0', n - LABEL_MAGIC_LEN - 32);
@@ -66,7 +72,7 @@ static int write_appdata(SSL_SESSION *sess, const m2_proof *proof, const void *a
     if (rec == NULL)
         return 0; /* the session then resumes without a label: fails closed */
     if (proof != NULL) {
-        memcpy(rec, LABEL_MAGIC, LABEL_MAGIC_LEN);
+        memcpy(rec, proof->key ? KEY_LABEL_MAGIC : LABEL_MAGIC, LABEL_MAGIC_LEN);
         memcpy(rec + LABEL_MAGIC_LEN, proof->anchor_sha256, 32);
         memcpy(rec + LABEL_MAGIC_LEN + 32, proof->peer_id, id_len);
     }
@@ -104,6 +110,28 @@ int m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof)
     return ok;
 }
 
+/* A key identity's session: the key it holds (the carrier certificate, or
+ * the raw public key) is evaluated again as in a full handshake, without the
+ * proof of possession the handshake that made the session gave; the verdict
+ * must be a key identity's, for the same key. */
+static int key_label_eval(const m2mtls_policy *p, SSL_SESSION *sess, const label_rec *rec, const char *expected,
+                          int role, m2mtls_verdict *out)
+{
+    X509 *peer = SSL_SESSION_get0_peer(sess);
+    m2_eval_opts o = { .role = role, .expected = expected, .rpk = peer == NULL ? m2_rpk_of_session(sess) : NULL };
+    if (!m2_evaluate(p, peer, NULL, &o, out, NULL))
+        return 0;
+    if (!out->accepted || !m2_verdict_by_key(out))
+        return 1; /* the caller says why, or that the kind changed */
+    unsigned char sha[32];
+    if (m2_key_sha256(peer != NULL ? X509_get0_pubkey(peer) : o.rpk, sha) && memcmp(sha, rec->sha, 32) == 0)
+        return 1;
+    m2mtls_verdict_clear(out);
+    out->reason = m2_strdup("the session holds another key than the one its label records");
+    out->code = M2MTLS_REJECT_RESUMPTION;
+    return out->reason != NULL;
+}
+
 int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char *expected, int role,
                            m2mtls_verdict *out, unsigned char anchor_sha256[32])
 {
@@ -115,8 +143,14 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
         return 0;
     }
     X509 *peer = SSL_SESSION_get0_peer(sess);
-    m2_eval_opts o = { .role = role, .expected = expected, .resumed_anchor_sha256 = rec.sha };
-    if (!m2_evaluate(p, peer, NULL, &o, out, NULL))
+    int ran;
+    if (rec.key) {
+        ran = key_label_eval(p, sess, &rec, expected, role, out);
+    } else {
+        m2_eval_opts o = { .role = role, .expected = expected, .resumed_anchor_sha256 = rec.sha };
+        ran = m2_evaluate(p, peer, NULL, &o, out, NULL);
+    }
+    if (!ran)
         return 0;
     if (!out->accepted) {
         m2_buf b = { 0 };
@@ -130,6 +164,18 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
     if (strcmp(out->peer_id, rec.peer_id) != 0) {
         m2_buf b = { 0 };
         m2_buf_addf(&b, "resumed session belongs to '%s', the current policy names '%s'", rec.peer_id, out->peer_id);
+        m2mtls_verdict_clear(out);
+        out->reason = m2_buf_take(&b);
+        out->code = M2MTLS_REJECT_RESUMPTION;
+        return 0;
+    }
+    if (m2_verdict_by_key(out) != rec.key) {
+        /* A session made by a certificate association resumes only as one,
+         * and one made by a key as a key identity: what the label records
+         * (the anchor's digest, or the key's) means nothing to the other. */
+        m2_buf b = { 0 };
+        m2_buf_addf(&b, "resumed session of '%s' was made by its %s; the current policy identifies it by %s",
+                    rec.peer_id, rec.key ? "key" : "certificate", out->cert_name);
         m2mtls_verdict_clear(out);
         out->reason = m2_buf_take(&b);
         out->code = M2MTLS_REJECT_RESUMPTION;
@@ -187,6 +233,7 @@ static SSL_TICKET_RETURN app_decrypt(SSL *ssl, SSL_SESSION *sess, const unsigned
     m2_proof saved = { 0 };
     if (read_label(sess, &rec)) {
         saved.how = M2_PROVEN_RESUMED;
+        saved.key = rec.key;
         saved.peer_id = m2_strdup(rec.peer_id);
         memcpy(saved.anchor_sha256, rec.sha, 32);
     }

@@ -246,23 +246,13 @@ static int check_anchors(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *unt
     return 1;
 }
 
-static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
-                    const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+/* The certificate's names select the associations; each is verified to its
+ * own anchor; exactly one identity must result. */
+static int evaluate_names(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                          const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
 {
     memset(out, 0, sizeof *out);
     m2_buf why = { 0 };
-    if (leaf == NULL) {
-        m2_buf_addf(&why, "peer sent no certificate");
-        return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_NO_CERTIFICATE);
-    }
-    /* Before anything that reads the extensions: OpenSSL answers for an
-     * invalid certificate as if it had none (keyUsage 0, no names). */
-    if (m2_cert_extensions_invalid(leaf, &why))
-        return reject(out, &why, x509_err, X509_V_ERR_INVALID_EXTENSION, M2MTLS_REJECT_PROFILE);
-    if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
-        m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
-        return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, M2MTLS_REJECT_PROFILE);
-    }
     m2_match m;
     char *reason;
     if (!m2_match_names(p, leaf, o->expected, &m, &reason)) {
@@ -342,6 +332,66 @@ static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untruste
     return ran;
 }
 
+/* A responder's key identity (keypeer.c): the carrier's names must not
+ * select another identity as well. */
+static int key_not_ambiguous(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                             const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+{
+    m2mtls_verdict by_name;
+    if (!evaluate_names(p, leaf, untrusted, o, &by_name, NULL)) {
+        m2mtls_verdict_clear(out);
+        return 0;
+    }
+    int two = by_name.accepted && strcmp(by_name.peer_id, out->peer_id) != 0;
+    m2_buf why = { 0 };
+    if (two)
+        m2_buf_addf(&why, "certificate matches more than one identity: '%s' (its key, %s), '%s' (its name %s, "
+                          "anchor '%s')", out->peer_id, out->cert_name, by_name.peer_id, by_name.cert_name,
+                    by_name.anchor);
+    m2mtls_verdict_clear(&by_name);
+    if (!two)
+        return 1;
+    m2mtls_verdict_clear(out);
+    return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_AMBIGUOUS);
+}
+
+static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
+                    const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err)
+{
+    memset(out, 0, sizeof *out);
+    m2_buf why = { 0 };
+    if (leaf == NULL && o->rpk == NULL) {
+        m2_buf_addf(&why, "peer sent no certificate");
+        return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_NO_CERTIFICATE);
+    }
+    /* Before anything that reads the extensions: OpenSSL answers for an
+     * invalid certificate as if it had none (keyUsage 0, no names). */
+    if (leaf != NULL && m2_cert_extensions_invalid(leaf, &why))
+        return reject(out, &why, x509_err, X509_V_ERR_INVALID_EXTENSION, M2MTLS_REJECT_PROFILE);
+    if (leaf != NULL && (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE)
+        && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+        m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
+        return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, M2MTLS_REJECT_PROFILE);
+    }
+    int by_key;
+    if (!m2_key_evaluate(p, leaf, untrusted, o, out, x509_err, &by_key))
+        return 0;
+    if (!by_key) {
+        int ran = evaluate_names(p, leaf, untrusted, o, out, x509_err);
+        if (ran && o->expected == NULL) /* an initiator asked for one certificate association */
+            m2_key_note_unknown(p, leaf, out);
+        return ran;
+    }
+    if (!out->accepted || o->expected != NULL || leaf == NULL)
+        return 1;
+    return key_not_ambiguous(p, leaf, untrusted, o, out, x509_err);
+}
+
+int m2_verdict_by_key(const m2mtls_verdict *v)
+{
+    return v != NULL && v->cert_name != NULL && strncmp(v->cert_name, "key:", 4) == 0;
+}
+
 /* OpenSSL pushes errors while it decodes and verifies; they are ours to
  * drop, and the application's (queued before, or by its verify callback in
  * between) stay: everything runs above a mark. */
@@ -354,35 +404,51 @@ int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
     return ran;
 }
 
+/* Evaluates CERT, or KEY as a raw public key when CERT is NULL (WHAT names
+ * the one expected, for messages). */
+static int check(const char *fn, const char *what, const m2mtls_policy *p, X509 *cert, EVP_PKEY *key,
+                 STACK_OF(X509) *chain, const char *peer_id, m2mtls_role role, time_t at, int security_level,
+                 m2mtls_verdict *out)
+{
+    if (out == NULL) {
+        m2_set_error("%s: no verdict to fill", fn);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    if (p == NULL || (cert == NULL && key == NULL)) {
+        m2_set_error("%s: %s is NULL", fn, p == NULL ? "the policy" : what);
+        return 0;
+    }
+    if (role != M2MTLS_RESPONDER && role != M2MTLS_INITIATOR) {
+        m2_set_error("%s: role must be M2MTLS_RESPONDER or M2MTLS_INITIATOR", fn);
+        return 0;
+    }
+    if (security_level > 5) {
+        m2_set_error("%s: security level %d: OpenSSL's levels are 0 to 5", fn, security_level);
+        return 0;
+    }
+    /* The level a handshake on a default context of this OpenSSL applies. */
+    m2_eval_opts o = { .role = role, .expected = peer_id, .at = at, .rpk = cert == NULL ? key : NULL,
+                       .security_level = security_level >= 0 ? security_level : m2_default_security_level() };
+    if (!m2_evaluate(p, cert, chain, &o, out, NULL)) {
+        m2_set_error("%s: out of memory", fn);
+        return 0;
+    }
+    return 1;
+}
+
 int m2mtls_policy_check_cert_ex(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,
                                 const char *peer_id, m2mtls_role role, time_t at, int security_level,
                                 m2mtls_verdict *out)
 {
-    if (out == NULL) {
-        m2_set_error("m2mtls_policy_check_cert: no verdict to fill");
-        return 0;
-    }
-    memset(out, 0, sizeof *out);
-    if (p == NULL || cert == NULL) {
-        m2_set_error("m2mtls_policy_check_cert: %s is NULL", p == NULL ? "the policy" : "the certificate");
-        return 0;
-    }
-    if (role != M2MTLS_RESPONDER && role != M2MTLS_INITIATOR) {
-        m2_set_error("m2mtls_policy_check_cert: role must be M2MTLS_RESPONDER or M2MTLS_INITIATOR");
-        return 0;
-    }
-    if (security_level > 5) {
-        m2_set_error("m2mtls_policy_check_cert: security level %d: OpenSSL's levels are 0 to 5", security_level);
-        return 0;
-    }
-    /* The level a handshake on a default context of this OpenSSL applies. */
-    m2_eval_opts o = { .role = role, .expected = peer_id, .at = at,
-                       .security_level = security_level >= 0 ? security_level : m2_default_security_level() };
-    if (!m2_evaluate(p, cert, chain, &o, out, NULL)) {
-        m2_set_error("m2mtls_policy_check_cert: out of memory");
-        return 0;
-    }
-    return 1;
+    return check("m2mtls_policy_check_cert", "the certificate", p, cert, NULL, chain, peer_id, role, at,
+                 security_level, out);
+}
+
+int m2_policy_check_key(const m2mtls_policy *p, EVP_PKEY *key, const char *peer_id, m2mtls_role role,
+                        int security_level, m2mtls_verdict *out)
+{
+    return check("m2mtls inspect", "the key", p, NULL, key, NULL, peer_id, role, 0, security_level, out);
 }
 
 int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) *chain,

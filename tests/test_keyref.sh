@@ -111,6 +111,16 @@ expect "keyref --help" 0 "--generate"
 OPENSSL_CONF=$T/good.cnf run csr --key "$T/cse-b.pem" --cse-fqdn in-cse.sp.example.com --out "$T/b.csr"
 expect "csr signed inside the token" 0
 if openssl req -in "$T/b.csr" -noout -verify 2>&1 | grep -q "verify OK" && openssl req -in "$T/b.csr" -noout -text | grep -q "DNS:in-cse.sp.example.com"; then ok; else fail "the CSR verifies and carries the dNSName"; fi
+# The RFC 6920 key id --show prints is the SHA-256 of the token key's
+# SubjectPublicKeyInfo (here read from the CSR made in the token), base64url.
+want_id=$(openssl req -in "$T/b.csr" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary \
+          | base64 | tr '+/' '-_' | tr -d '=\n')
+OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem"
+expect "show: the token key's RFC 6920 id" 0 "  key id:    key:sha-256;$want_id"
+OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem" --json
+if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["key_id"]==sys.argv[1], d' "key:sha-256;$want_id" <"$T/out"; then ok; else fail "show --json: key_id"; fi
+OPENSSL_CONF=$T/badpin.cnf run keyref --show "$T/cse-b.pem" --json
+if [ "$rc" -eq 1 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["key_id"] is None, d' <"$T/out"; then ok; else fail "show --json: no key_id when unreachable"; fi
 OPENSSL_CONF=$T/good.cnf run csr --key 'pkcs11:token=kr;object=cse-b;type=private' --ae-id //sp.example.com/in-cse/Cx
 expect "csr with a pkcs11: URI" 0 "BEGIN CERTIFICATE REQUEST"
 OPENSSL_CONF=$T/badpin.cnf run csr --key "$T/cse-b.pem" --cse-fqdn a.example.com

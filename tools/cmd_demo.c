@@ -35,8 +35,10 @@ static const char usage[] =
     "entities' keys generated inside it, a small PKI (a root of trust for CSEs and\n"
     "one for AEs), the policy files, an openssl.cnf loading the m2mtls provider;\n"
     "then Entity B (m2mtls serve) and Entity A (m2mtls connect) over TLS 1.2,\n"
-    "TLS 1.3 and DTLS 1.2, and two refused attempts: a certificate with the wrong\n"
-    "name and one from a look-alike root. Exit 0 when every step went as expected.\n"
+    "TLS 1.3 and DTLS 1.2; Entity C, a device known by its key alone (an RFC 6920\n"
+    "key id, RFC 7250 raw public keys on OpenSSL >= 3.2), its key in the token too;\n"
+    "and two refused attempts: a certificate with the wrong name and one from a\n"
+    "look-alike root. Exit 0 when every step went as expected.\n"
     "\n"
     "  --keep DIR       keep every generated file in DIR (templates to copy)\n"
     "  --module PATH    PKCS#11 module (default $M2MTLS_PKCS11_MODULE, else SoftHSM)\n"
@@ -50,12 +52,16 @@ static const char usage[] =
 #define ID_B     "/in-cse"
 #define FQDN_B   "in-cse.sp.example.com"
 #define ID_A     "//sp.example.com/in-cse/Csensor7"
+#define ID_C     "//sp.example.com/in-cse/Cmeter3"
 
 typedef struct demo {
     char dir[4096];
     const char *provider, *module;
     char self[4096];
     int failures;
+    /* RFC 6920 ids ("key:sha-256;..."): Entity C is known by its key, and
+     * knows Entity B by B's. */
+    char key_b[M2_KEYID_TEXT + 8], key_c[M2_KEYID_TEXT + 8];
 } demo;
 
 /* ---- narration ------------------------------------------------------------- */
@@ -242,8 +248,9 @@ static unsigned start_b(demo *d, const char *policy, int dtls, child *b)
     return at ? (unsigned)strtoul(at + 10, NULL, 10) : 0;
 }
 
-/* Runs Entity A once; returns its exit status, output kept in OUT. */
-static int run_a(demo *d, const char *policy, char *const extra[], char *out, size_t len)
+/* Runs an initiator (Entity A, or C) toward B once; returns its exit status,
+ * output kept in OUT and shown after PREFIX. */
+static int run_to_b(demo *d, const char *policy, const char *prefix, char *const extra[], char *out, size_t len)
 {
     char pol[4200];
     snprintf(pol, sizeof pol, "%s", path(d, policy));
@@ -256,7 +263,7 @@ static int run_a(demo *d, const char *policy, char *const extra[], char *out, si
     out[0] = '\0';
     if (!spawn(d, argv, &a))
         return -1;
-    drain(&a, 15000, "   A | ", out, len);
+    drain(&a, 15000, prefix, out, len);
     int status = 0;
     waitpid(a.pid, &status, 0);
     close(a.out);
@@ -264,6 +271,51 @@ static int run_a(demo *d, const char *policy, char *const extra[], char *out, si
 }
 
 /* ---- the phases ---------------------------------------------------------------- */
+
+/* A key reference NAME.key.pem to the token key NAME (CKA_ID ID), written by
+ * `m2mtls keyref --uri`. */
+static int write_keyref(demo *d, const char *name, unsigned char id)
+{
+    char *uri = p11_key_uri(TOKEN, name, &id, 1, "private");
+    char cmd[8192], file[256];
+    snprintf(cmd, sizeof cmd, "%s", uri ? uri : "");
+    snprintf(file, sizeof file, "%s.key.pem", name);
+    free(uri);
+    char *argv[] = { "m2mtls", "keyref", "--uri", cmd, "--out", path(d, file), NULL };
+    child c;
+    return spawn(d, argv, &c) && finish(&c) == 0;
+}
+
+/* "key:sha-256;..." of KEY into OUT. */
+static int key_id_of(EVP_PKEY *key, char *out, size_t len)
+{
+    unsigned char sha[32];
+    char id[M2_KEYID_TEXT];
+    if (!m2_key_sha256(key, sha))
+        return 0;
+    snprintf(out, len, "key:%s", m2_keyid_format(sha, "sha-256", id, sizeof id));
+    return 1;
+}
+
+/* Entity C, a metering device: its key in the token, a self-signed
+ * certificate that only carries it, known to B by its RFC 6920 key id. */
+static int device_c(demo *d, EVP_PKEY *kb)
+{
+    char why[256];
+    EVP_PKEY *kc = m2_load_private_key(path(d, "entity-c.key.pem"), NULL, NULL, why, sizeof why);
+    X509 *cc = kc != NULL ? tool_self_signed("Cmeter3", kc, "URI:" ID_C) : NULL;
+    int ok = cc != NULL && write_pem(d, "entity-c.cert.pem", cc, NULL) && key_id_of(kc, d->key_c, sizeof d->key_c)
+             && key_id_of(kb, d->key_b, sizeof d->key_b);
+    if (!ok)
+        fprintf(stderr, "m2mtls demo: Entity C: %s\n", kc != NULL ? tool_ssl_error(why, sizeof why) : why);
+    else {
+        say("Entity C (AE %s, a meter) is known by its key alone: its RFC 6920 id %s", ID_C, d->key_c);
+        say("CertC: self-signed with PrivateKeyC (in the token); it only carries the key: no CA, no name checked");
+    }
+    X509_free(cc);
+    EVP_PKEY_free(kc);
+    return ok;
+}
 
 static int credential_configuration(demo *d)
 {
@@ -280,14 +332,15 @@ static int credential_configuration(demo *d)
     CK_SLOT_ID slot;
     if (!p11_open(&m, d->module) || !p11_init_token(&m, TOKEN, SO_PIN, USER_PIN, &slot)
         || !p11_generate_p256(&m, slot, USER_PIN, "entity-b", (const unsigned char *)"\x0b", 1)
-        || !p11_generate_p256(&m, slot, USER_PIN, "entity-a", (const unsigned char *)"\x0a", 1)) {
+        || !p11_generate_p256(&m, slot, USER_PIN, "entity-a", (const unsigned char *)"\x0a", 1)
+        || !p11_generate_p256(&m, slot, USER_PIN, "entity-c", (const unsigned char *)"\x0c", 1)) {
         fprintf(stderr, "m2mtls demo: %s (module %s)\n", m.error, d->module);
         p11_close(&m);
         return 0;
     }
     p11_close(&m);
     say("token '%s' created (SoftHSM, %s/tokens)", TOKEN, d->dir);
-    say("PrivateKeyB and PrivateKeyA generated INSIDE the token (EC P-256, sensitive, never extractable)");
+    say("PrivateKeyB, PrivateKeyA and PrivateKeyC generated INSIDE the token (EC P-256, sensitive, never extractable)");
 
     snprintf(conf, sizeof conf,
              "# Loads the m2mtls provider: programs then use keys in the token by\n"
@@ -307,17 +360,7 @@ static int credential_configuration(demo *d)
     say("openssl.cnf loads the m2mtls provider (%s)", d->provider);
 
     /* Key references: PEM files that name the keys in the token. */
-    char *ub = p11_key_uri(TOKEN, "entity-b", (const unsigned char *)"\x0b", 1, "private");
-    char *ua = p11_key_uri(TOKEN, "entity-a", (const unsigned char *)"\x0a", 1, "private");
-    char cmd_b[8192], cmd_a[8192];
-    snprintf(cmd_b, sizeof cmd_b, "%s", ub ? ub : "");
-    snprintf(cmd_a, sizeof cmd_a, "%s", ua ? ua : "");
-    free(ub);
-    free(ua);
-    char *argv_b[] = { "m2mtls", "keyref", "--uri", cmd_b, "--out", path(d, "entity-b.key.pem"), NULL };
-    char *argv_a[] = { "m2mtls", "keyref", "--uri", cmd_a, "--out", path(d, "entity-a.key.pem"), NULL };
-    child c;
-    if (!spawn(d, argv_b, &c) || finish(&c) != 0 || !spawn(d, argv_a, &c) || finish(&c) != 0)
+    if (!write_keyref(d, "entity-b", 0x0b) || !write_keyref(d, "entity-a", 0x0a) || !write_keyref(d, "entity-c", 0x0c))
         return 0;
 
     ca cse_root = { 0 }, ae_root = { 0 }, lookalike = { 0 };
@@ -339,6 +382,7 @@ static int credential_configuration(demo *d)
     say("CertB: subjectAltName dNSName %s (CertNameB), signed by cse-root, key in the token", FQDN_B);
     say("CertA: subjectAltName URI %s (CertNameA, the Absolute AE-ID), signed by ae-root, key in the token", ID_A);
     say("key references: entity-b.key.pem, entity-a.key.pem  (m2mtls keyref --show FILE)");
+    ok = ok && device_c(d, kb);
     X509_free(cb);
     X509_free(ca_);
     EVP_PKEY_free(kb);
@@ -354,11 +398,17 @@ static int credential_configuration(demo *d)
 /* B's policy first (B starts on a free port), then A's, which routes to it. */
 static int association_configuration(demo *d, unsigned tls_port)
 {
-    char b[2048], a[2048], m[2048], i[2048];
+    char b[2048], a[2048], m[2048], i[2048], c[2048];
     snprintf(b, sizeof b,
              "# Entity B: the IN-CSE (responder)\nlocal-id %s\ncert     entity-b.cert.pem\nkey      entity-b.key.pem\n"
              "anchor   ae-root ae-root.pem\n"
-             "# IdA, CertNameA, RootOfTrustA\npeer     %s uri:%s ae-root\n", ID_B, ID_A, ID_A);
+             "# IdA, CertNameA, RootOfTrustA\npeer     %s uri:%s ae-root\n"
+             "# IdC by its key (RFC 6920 id): no certificate name, no root of trust\npeer     %s %s\n", ID_B, ID_A,
+             ID_A, ID_C, d->key_c);
+    snprintf(c, sizeof c,
+             "# Entity C: a device AE (initiator), known by its key\nlocal-id %s\ncert     entity-c.cert.pem\n"
+             "key      entity-c.key.pem\n# IdB by B's key; RFC 7250 raw public keys where OpenSSL has them\n"
+             "peer     %s %s at=tls://127.0.0.1:%u\n", ID_C, ID_B, d->key_b, tls_port);
     snprintf(a, sizeof a,
              "# Entity A: the AE (initiator)\nlocal-id %s\ncert     entity-a.cert.pem\nkey      entity-a.key.pem\n"
              "anchor   cse-root cse-root.pem\n"
@@ -372,7 +422,7 @@ static int association_configuration(demo *d, unsigned tls_port)
     if (tls_port == 0)
         return write_text(d, "entity-b.policy", b, 0644) && write_text(d, "mallory.policy", m, 0644)
                && write_text(d, "impostor.policy", i, 0644);
-    if (!write_text(d, "entity-a.policy", a, 0644))
+    if (!write_text(d, "entity-a.policy", a, 0644) || !write_text(d, "entity-c.policy", c, 0644))
         return 0;
     phase("Association Configuration: each side is told who the other is");
     printf("   entity-b.policy:\n");
@@ -381,6 +431,9 @@ static int association_configuration(demo *d, unsigned tls_port)
     printf("   entity-a.policy:\n");
     for (char *l = strtok(a, "\n"); l; l = strtok(NULL, "\n"))
         printf("     %s\n", l);
+    printf("   entity-c.policy:\n");
+    for (char *l = strtok(c, "\n"); l; l = strtok(NULL, "\n"))
+        printf("     %s\n", l);
     return 1;
 }
 
@@ -388,7 +441,7 @@ static void handshake(demo *d, const char *title, char *const extra[], child *b)
 {
     phase(title);
     char out[8192];
-    int rc = run_a(d, "entity-a.policy", extra, out, sizeof out);
+    int rc = run_to_b(d, "entity-a.policy", "   A | ", extra, out, sizeof out);
     drain(b, 300, "   B | ", NULL, 0);
     int ok = rc == 0 && strstr(out, "peer id:   " ID_B) != NULL;
     expect(d, ok, "the association was not established");
@@ -398,6 +451,29 @@ static void handshake(demo *d, const char *title, char *const extra[], child *b)
     say("B verified that CertA carries CertNameA (uri:%s) and chains to RootOfTrustA (ae-root)", ID_A);
     say("each signed the handshake with its private key, inside the token");
     say("A associates this security context with IdB = %s; B associates it with IdA = %s", ID_B, ID_A);
+}
+
+/* Entity C and Entity B, each knowing the other by its key. */
+static void handshake_by_key(demo *d, const char *title, char *const extra[], child *b)
+{
+    phase(title);
+    char out[8192];
+    int rc = run_to_b(d, "entity-c.policy", "   C | ", extra, out, sizeof out);
+    drain(b, 300, "   B | ", NULL, 0);
+    int ok = rc == 0 && strstr(out, "peer id:   " ID_B) != NULL && strstr(out, d->key_b) != NULL;
+    expect(d, ok, "the key association was not established");
+    if (!ok)
+        return;
+    int raw = strstr(out, "presented: raw public key") != NULL;
+#if OPENSSL_VERSION_NUMBER >= 0x30200000L
+    const char *carrier = "in a certificate (RFC 7250 was not negotiated): only the key is used";
+#else
+    const char *carrier = "in a certificate (OpenSSL 3.0 has no RFC 7250): only the key is used";
+#endif
+    say("each side presented its key %s", raw ? "raw (RFC 7250 raw public key): no certificate on the wire" : carrier);
+    say("B found C's key id %s in its policy; C found B's (%s)", d->key_c, d->key_b);
+    say("no certificate name, no root of trust: the key is the identity, and each proved it holds it");
+    say("B associates this security context with IdC = %s", ID_C);
 }
 
 static int run(demo *d)
@@ -424,13 +500,18 @@ static int run(demo *d)
         handshake(d, "Security Handshake over DTLS 1.2 (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8)", dt, &bd);
     else
         expect(d, 0, "the DTLS responder did not start");
+    char *kt[] = { "--tls1.3", "--send", "meter reading 42 kWh", NULL };
+    handshake_by_key(d, "Entity C by its key (an RFC 6920 key id, RFC 7250 raw public keys) over TLS 1.3", kt, &b);
+    char *kd[] = { "--dtls", "--to", portbuf, "--send", "meter reading 43 kWh", NULL };
+    if (dport != 0)
+        handshake_by_key(d, "Entity C by its key over DTLS 1.2", kd, &bd);
     stop(&bd);
 
     phase("Refused: an AE whose certificate carries another name (uri://sp.example.com/in-cse/Cmallory)");
     char out[8192], to[64];
     snprintf(to, sizeof to, "127.0.0.1:%u", port);
     char *plain[] = { "--to", to, NULL };
-    int rc = run_a(d, "mallory.policy", plain, out, sizeof out);
+    int rc = run_to_b(d, "mallory.policy", "   A | ", plain, out, sizeof out);
     drain(&b, 300, "   B | ", NULL, 0);
     expect(d, rc == 1, "Mallory was not refused");
     say("B found no association for that name: the handshake was aborted, nothing is bound");
@@ -439,7 +520,7 @@ static int run(demo *d)
     phase("Refused: a server with the right name, from a look-alike root (same subject, another key)");
     unsigned iport = start_b(d, "impostor.policy", 0, &bi);
     snprintf(to, sizeof to, "127.0.0.1:%u", iport);
-    rc = iport ? run_a(d, "entity-a.policy", plain, out, sizeof out) : -1;
+    rc = iport ? run_to_b(d, "entity-a.policy", "   A | ", plain, out, sizeof out) : -1;
     expect(d, rc == 1 && strstr(out, "cse-root") != NULL, "the impostor was not refused by A");
     say("A checked CertB against RootOfTrustB alone: the look-alike root does not satisfy it");
     stop(&bi);

@@ -27,7 +27,8 @@ static const char usage[] =
     "                 the m2mtls provider (same format as the pkcs11-provider project)\n"
     "  --show         what a key reference points to, whether the key is reachable now\n"
     "                 (through the provider; exit 1 when it is not), and whether the\n"
-    "                 provider signs with a session copy of it ('cached in session')\n"
+    "                 provider signs with a session copy of it ('cached in session'), and\n"
+    "                 its RFC 6920 key id (key:sha-256;...: a key identity in a policy)\n"
     "  --generate     an EC P-256 key pair generated inside the token LABEL: the private\n"
     "                 key is sensitive and never extractable; prints its URI (the CKA_ID\n"
     "                 is --id HEX, else random)\n"
@@ -90,6 +91,12 @@ static int show(const char *file, int json)
     if (key != NULL)
         describe_key(key, what, sizeof what);
     const char *cache = session_cache(key, cbuf, sizeof cbuf);
+    /* TS-0003 names a raw public key by its RFC 6920 id: what a peer's policy
+     * writes as `peer ID key:sha-256;...` for this key. */
+    unsigned char sha[32];
+    char idbuf[M2_KEYID_TEXT], key_id[M2_KEYID_TEXT + 8] = "";
+    if (key != NULL && m2_key_sha256(key, sha))
+        snprintf(key_id, sizeof key_id, "key:%s", m2_keyid_format(sha, "sha-256", idbuf, sizeof idbuf));
     if (json) {
         printf("{\"file\": ");
         tool_json_str(stdout, file);
@@ -97,6 +104,8 @@ static int show(const char *file, int json)
         tool_json_str(stdout, uri);
         printf(", \"reachable\": %s, \"key\": ", key ? "true" : "false");
         tool_json_str(stdout, key ? what : NULL);
+        printf(", \"key_id\": ");
+        tool_json_str(stdout, key_id[0] ? key_id : NULL);
         printf(", \"error\": ");
         tool_json_str(stdout, key ? NULL : why);
         printf(", \"cached_in_session\": %s, \"cache_why\": ",
@@ -107,6 +116,7 @@ static int show(const char *file, int json)
         printf("%s: key reference\n  uri:       %s\n", file, uri);
         if (key != NULL) {
             printf("  reachable: yes, %s\n", what);
+            printf("  key id:    %s\n", key_id[0] ? key_id : "(the public key cannot be encoded)");
             printf("  cached in session: %s\n", cache != NULL ? cache : "unknown (not a key of the m2mtls provider)");
         } else
             printf("  reachable: no: %s\n  (is OPENSSL_CONF loading the m2mtls provider, with the token's PIN?)\n", why);

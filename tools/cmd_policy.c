@@ -31,9 +31,9 @@ int cmd_policy(int argc, char **argv)
         return EXIT_USAGE;
     }
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    printf("ok: %s: %zu peers, %u anchors, %u peers-from-cert rules, %d CRLs, local-id %s, "
+    printf("ok: %s: %zu peers (%u by key), %u anchors, %u peers-from-cert rules, %d CRLs, local-id %s, "
            "credential %s (loaded in %.1f ms)\n",
-           argv[2], m2mtls_policy_peer_count(p), p->n_anchors, p->n_pfcs, sk_X509_CRL_num(p->crls),
+           argv[2], m2mtls_policy_peer_count(p), p->n_key_peers, p->n_anchors, p->n_pfcs, sk_X509_CRL_num(p->crls),
            p->local_id ? p->local_id : "(none)", p->cert && p->key_ref ? "cert+key" : "none", ms);
     m2mtls_policy_free(p);
     return EXIT_ACCEPTED;

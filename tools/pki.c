@@ -17,7 +17,9 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
     return ok;
 }
 
-X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san)
+/* A CA root (ROOT), or an end-entity certificate signed by ISSUER (or, when
+ * ISSUER is NULL, by KEY itself: a device's self-signed certificate). */
+static X509 *issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san, int root)
 {
     static atomic_long serial = 1;
     X509 *x = X509_new();
@@ -29,14 +31,15 @@ X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_k
              && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0)
              && X509_set_subject_name(x, name) && X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name)
              && X509_set_pubkey(x, key) && add_ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash");
-    if (ok && issuer == NULL)
+    X509 *signer = issuer ? issuer : x;
+    if (ok && root)
         ok = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE")
              && add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
     else if (ok)
-        ok = add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE")
-             && add_ext(x, issuer, NID_key_usage, "critical,digitalSignature")
-             && add_ext(x, issuer, NID_subject_alt_name, san)
-             && add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+        ok = add_ext(x, signer, NID_basic_constraints, "critical,CA:FALSE")
+             && add_ext(x, signer, NID_key_usage, "critical,digitalSignature")
+             && (san == NULL || add_ext(x, signer, NID_subject_alt_name, san))
+             && (issuer == NULL || add_ext(x, signer, NID_authority_key_identifier, "keyid:always"));
     ok = ok && X509_sign(x, issuer ? issuer_key : key, EVP_sha256()) > 0;
     X509_NAME_free(name);
     if (!ok) {
@@ -44,6 +47,16 @@ X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_k
         return NULL;
     }
     return x;
+}
+
+X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san)
+{
+    return issue(cn, key, issuer, issuer_key, san, issuer == NULL);
+}
+
+X509 *tool_self_signed(const char *cn, EVP_PKEY *key, const char *san)
+{
+    return issue(cn, key, NULL, NULL, san, 0);
 }
 
 int tool_write_pem(const char *file, X509 *x, EVP_PKEY *key)

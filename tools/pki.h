@@ -11,6 +11,9 @@
  * for KEY with subjectAltName SAN ("DNS:..." / "URI:..."), keyUsage
  * digitalSignature, signed by ISSUER_KEY. NULL on error (OpenSSL queue). */
 X509 *tool_issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *san);
+/* A self-signed end-entity certificate for KEY (a device's: keyUsage
+ * digitalSignature, subjectAltName SAN unless NULL), signed with KEY. */
+X509 *tool_self_signed(const char *cn, EVP_PKEY *key, const char *san);
 /* FILE gets X (if not NULL) then KEY (if not NULL) as PEM. 1 ok. */
 int tool_write_pem(const char *file, X509 *x, EVP_PKEY *key);
 /* The provider module: GIVEN, else $M2MTLS_PROVIDER_MODULE, else the one

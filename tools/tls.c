@@ -49,6 +49,17 @@ SSL_CTX *tool_ssl_ctx(const char *policy, int server, int dtls, int version, m2m
     return ctx;
 }
 
+/* What the peer presented its key in: an RFC 7250 raw public key (OpenSSL
+ * >= 3.2, negotiated for key identities) or a certificate. */
+static const char *presented(SSL *ssl, int json)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30200000L
+    if (SSL_get0_peer_certificate(ssl) == NULL && SSL_get0_peer_rpk(ssl) != NULL)
+        return json ? "raw-public-key" : "raw public key (RFC 7250)";
+#endif
+    return "certificate";
+}
+
 void tool_print_association(FILE *f, SSL *ssl, int json)
 {
     const char *peer = m2mtls_ssl_peer_id(ssl);
@@ -63,7 +74,7 @@ void tool_print_association(FILE *f, SSL *ssl, int json)
         tool_json_str(f, m2mtls_ssl_peer_cert_name(ssl));
         fprintf(f, ", \"anchor\": ");
         tool_json_str(f, m2mtls_ssl_anchor(ssl));
-        fprintf(f, ", \"resumed\": %s", resumed ? "true" : "false");
+        fprintf(f, ", \"presented\": \"%s\", \"resumed\": %s", presented(ssl, 1), resumed ? "true" : "false");
         return;
     }
     fprintf(f, "  protocol:  %s, %s\n", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
@@ -71,5 +82,6 @@ void tool_print_association(FILE *f, SSL *ssl, int json)
     fprintf(f, "  local id:  %s\n", m2mtls_ssl_local_id(ssl) ? m2mtls_ssl_local_id(ssl) : "(none configured)");
     fprintf(f, "  name:      %s\n", m2mtls_ssl_peer_cert_name(ssl) ? m2mtls_ssl_peer_cert_name(ssl) : "-");
     fprintf(f, "  anchor:    %s\n", m2mtls_ssl_anchor(ssl) ? m2mtls_ssl_anchor(ssl) : "-");
+    fprintf(f, "  presented: %s\n", presented(ssl, 0));
     fprintf(f, "  resumed:   %s\n", resumed ? "yes" : "no");
 }

@@ -148,10 +148,13 @@ typedef struct m2mtls_verdict {
     int   accepted;       /* 1 when exactly one identity results */
     char *peer_id;        /* bound identity (IdA at B, IdB at A); NULL when rejected */
     char *local_id;       /* own identity toward that peer, NULL if none */
-    char *cert_name;      /* the configured name that matched: "dns:..." / "uri:..." */
-    char *anchor;         /* name of the anchor the chain was verified to */
+    char *cert_name;      /* the configured name that matched: "dns:..." / "uri:...";
+                             a key identity: its "key:<alg>;<base64url>" */
+    char *anchor;         /* name of the anchor the chain was verified to; NULL for a
+                             key identity (no anchor: the key is the identity) */
     char *reason;         /* why it was rejected; NULL when accepted */
-    STACK_OF(X509) *chain;/* verified chain, leaf first; NULL when rejected */
+    STACK_OF(X509) *chain;/* verified chain, leaf first; NULL when rejected; a key
+                             identity: the certificate that carried the key, alone */
     m2mtls_reject_code code; /* the class of the refusal; M2MTLS_REJECT_NONE when accepted */
 } m2mtls_verdict;
 
@@ -258,7 +261,12 @@ M2MTLS_API const char *m2mtls_ssl_peer_id(const SSL *ssl);
 /* Own identity toward this peer (`as=` of its peer line, else local-id);
  * NULL if none. */
 M2MTLS_API const char *m2mtls_ssl_local_id(const SSL *ssl);
-/* The configured name that matched and the anchor name, NULL if none. */
+/* The configured name that matched and the anchor name, NULL if none. A key
+ * identity (peer ID key:sha-256;...; README "Raw public keys"): the name is its
+ * "key:<alg>;<base64url>" and the anchor NULL. With OpenSSL >= 3.2 its key may
+ * have come as an RFC 7250 raw public key (SSL_get0_peer_rpk), negotiated by
+ * m2mtls per connection toward a key identity (SSL_set1_client_cert_type,
+ * SSL_set1_server_cert_type). */
 M2MTLS_API const char *m2mtls_ssl_peer_cert_name(const SSL *ssl);
 M2MTLS_API const char *m2mtls_ssl_anchor(const SSL *ssl);
 /* Why the peer was refused (or, after a failed handshake, what the peer did

@@ -6,21 +6,26 @@
  * First byte odd: the rest describes a leaf that the fixture issues and
  * signs — subjectAltNames with arbitrary bytes (NUL, '*', case, many of
  * them), keyUsage, CA flag, validity, issuer (the anchor, an intermediate,
- * a look-alike root, a name-constrained intermediate) — so that the name matcher and the accepting paths are
- * reached, which random DER would almost never do.
+ * a look-alike root, a name-constrained intermediate, or none: self-signed)
+ * and key (the anchor's, or a device key that a key identity pins) — so that
+ * the name matcher, the key identities and the accepting paths are reached,
+ * which random DER would almost never do.
  * Both run as responder and as initiator for every configured peer id. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <m2mtls/policy.h>
+#include "internal.h"
 #include "pki.h"
 #include "fuzz.h"
 
 static m2mtls_policy *policy;
 static pki_cert root, inter, lookalike, nc_inter;
+static EVP_PKEY *device; /* the key of the key identity //sp.example.com/CSE-1/Ckey */
 static char *fixture_dir;
-static const char *peer_ids[] = { "/cse-a", "/cse-b", "//sp.example.com/CSE-1/C1", "//sp.example.com/CSE-1/Cx", NULL };
+static const char *peer_ids[] = { "/cse-a", "/cse-b", "//sp.example.com/CSE-1/C1", "//sp.example.com/CSE-1/Cx",
+                                  "//sp.example.com/CSE-1/Ckey", NULL };
 
 static void remove_fixture(void)
 {
@@ -29,6 +34,7 @@ static void remove_fixture(void)
     pki_cert_free(&inter);
     pki_cert_free(&lookalike);
     pki_cert_free(&nc_inter);
+    EVP_PKEY_free(device);
     pki_rmtree(fixture_dir);
     free(fixture_dir);
 }
@@ -41,9 +47,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     pki_opts nco = { .cn = "fuzz nc inter", .issuer = &root, .ca = PKI_BC_CA,
                      .name_constraints = "critical,permitted;URI:sp.example.com,permitted;URI:.example.com,"
                                          "permitted;DNS:.example.com,excluded;URI:bad.sp.example.com" };
+    unsigned char sha[32];
+    char id[M2_KEYID_TEXT];
     if (fixture_dir == NULL || !pki_root("fuzz root", &root) || !pki_intermediate("fuzz inter", &root, &inter)
         || !pki_issue(&nco, &nc_inter)
         || !pki_root("fuzz root", &lookalike) || !pki_write_cert(fixture_dir, "root.pem", root.cert)
+        || (device = pki_key_new()) == NULL || !m2_key_sha256(device, sha)
         || !pki_writef(fixture_dir, "p",
                        "local-id /in-cse\n"
                        "anchor root root.pem\n"
@@ -51,7 +60,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                        "peer /cse-b dns:B.example.com root\n"
                        "peer /cse-b2 dns:b.example.com root\n"
                        "peer //sp.example.com/CSE-1/C1 uri://sp.example.com/CSE-1/C1 root\n"
-                       "peers-from-cert root uri-prefix://sp.example.com/CSE-1/\n")) {
+                       "peer //sp.example.com/CSE-1/Ckey key:%s\n"
+                       "peers-from-cert root uri-prefix://sp.example.com/CSE-1/\n",
+                       m2_keyid_format(sha, "sha-256-128", id, sizeof id))) {
         fprintf(stderr, "fuzz_verify: cannot make the fixture\n");
         exit(1);
     }
@@ -69,7 +80,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void evaluate(X509 *leaf, STACK_OF(X509) *chain)
 {
     m2mtls_verdict v;
-    for (int i = -1; peer_ids[i + 1] != NULL || i == -1; i++) {
+    for (int i = -1; i < 0 || peer_ids[i] != NULL; i++) { /* as responder, then each id */
         const char *expected = i < 0 ? NULL : peer_ids[i];
         if (!m2mtls_policy_check_cert(policy, leaf, chain, expected, expected ? M2MTLS_INITIATOR : M2MTLS_RESPONDER,
                                       0, &v))
@@ -115,7 +126,7 @@ static void fuzz_described(const uint8_t *data, size_t size)
 {
     pki_san sans[65];
     size_t n = 0;
-    int issuer = 0, ku = PKI_KU_DEFAULT, ca = PKI_BC_LEAF;
+    int issuer = 0, ku = PKI_KU_DEFAULT, ca = PKI_BC_LEAF, device_key = 0;
     long not_before = 0, not_after = 0;
     while (size >= 2 && n < 64) {
         uint8_t type = data[0] & 7, len = data[1];
@@ -136,14 +147,18 @@ static void fuzz_described(const uint8_t *data, size_t size)
                 not_before = -7200;
                 not_after = -3600;
             }
+            device_key = len >= 4 && (data[3] & 2);
+            if (len >= 4 && (data[3] & 4))
+                issuer = 4; /* self-signed: a device's carrier */
         }
         data += len;
         size -= len;
     }
     sans[n] = (pki_san){ PKI_SAN_END, NULL, 0 };
-    const pki_cert *by = issuer == 0 ? &root : issuer == 1 ? &inter : issuer == 2 ? &lookalike : &nc_inter;
+    const pki_cert *by = issuer == 0 ? &root : issuer == 1 ? &inter : issuer == 2 ? &lookalike
+                       : issuer == 3 ? &nc_inter : NULL;
     pki_opts o = { .cn = "fuzz", .issuer = by, .ca = ca, .key_usage = ku, .sans = n ? sans : NULL,
-                   .not_before = not_before, .not_after = not_after, .key = root.key };
+                   .not_before = not_before, .not_after = not_after, .key = device_key ? device : root.key };
     pki_cert leaf;
     if (!pki_issue(&o, &leaf)) {
         ERR_clear_error();
