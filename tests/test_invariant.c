@@ -9,7 +9,6 @@
  * swaps; the getters take NULL.
  */
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -127,31 +126,11 @@ static void run(const hs_opts *o, hs_side *s, hs_side *c)
         fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
 }
 
-struct serve_arg {
-    SSL_CTX *ctx;
-    int      lfd, dtls;
-    hs_side *out;
-};
-
-static void *serve_one(void *v)
-{
-    struct serve_arg *a = v;
-    hs_server_conn(a->ctx, a->lfd, a->dtls, HS_TIMEOUT_MS, 0, a->out);
-    return NULL;
-}
-
 /* One connection of the client SSL the caller prepared to a server of SCTX. */
 static void connect_ssl(SSL_CTX *sctx, SSL *ssl, int dtls, int keep, hs_side *s, hs_side *c)
 {
-    int port, lfd = hs_listen(dtls, &port);
-    assert_true(lfd >= 0);
-    struct serve_arg a = { sctx, lfd, dtls, s };
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, serve_one, &a), 0);
-    c->set_peer_ok = 1;
-    hs_client_run(ssl, port, dtls, keep, c);
-    pthread_join(t, NULL);
-    close(lfd);
+    hs_opts o = { .server_ctx = sctx, .client_ssl = ssl, .dtls = dtls, .keep = keep };
+    run(&o, s, c);
 }
 
 /* The kept client SSL of C, now the caller's (its socket is closed). */
@@ -231,11 +210,6 @@ static int loosening_sni(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static void set_sni(SSL *ssl, void *arg)
-{
-    SSL_set_tlsext_host_name(ssl, (const char *)arg);
-}
-
 /* A ticket of /CSE-CLI, replayed by a client without a certificate in a way
  * that makes OpenSSL fall back to a full handshake after the ticket was
  * decrypted: TLS 1.3 with a suite of another hash, TLS 1.2 after the server
@@ -277,7 +251,7 @@ static void test_dropped_ticket_leaves_no_label(void **state)
         if (m == &TLS13)
             assert_true(SSL_CTX_set_ciphersuites(thief, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = c.session,
-                       .client_setup = set_sni, .client_setup_arg = "server.example.com" };
+                       .sni = "server.example.com" };
         run(&o, &s2, &c2);
         if (s2.peer_id != NULL)
             fail_msg("%s: a client without a certificate is labelled %s (resumed=%d)", m->name, s2.peer_id,
@@ -316,7 +290,7 @@ static void test_sni_switch_uses_the_final_context(void **state)
 
         /* /CSE-CLI is allowed by the first context only */
         hs_opts o = { .server_ctx = sctx, .client_ctx = cli, .dtls = m->dtls, .peer = "/CSE-SRV",
-                      .client_setup = set_sni, .client_setup_arg = "b.example.com" };
+                      .sni = "b.example.com" };
         run(&o, &s, &c);
         expect_refused(m->name, &s);
         assert_contains(s.reason, "no association");
@@ -336,8 +310,7 @@ static void test_sni_switch_uses_the_final_context(void **state)
         assert_true(s.ok && c.ok);
         hs_side s2, c2;
         o.session = c.session;
-        o.client_setup = set_sni;
-        o.client_setup_arg = "b.example.com";
+        o.sni = "b.example.com";
         run(&o, &s2, &c2);
         if (s2.handshake_ok || s2.peer_id != NULL)
             fail_msg("%s: /CSE-CLI completed a handshake on the virtual host that refuses it (resumed=%d, peer=%s)",
@@ -775,7 +748,7 @@ static void test_forged_ticket(void **state)
         SSL_CTX *thief = plain_client(m, NULL);
         hs_side s2, c2;
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = forged,
-                       .client_setup = set_sni, .client_setup_arg = "server.example.com" };
+                       .sni = "server.example.com" };
         run(&o, &s2, &c2);
         expect_refused(m->name, &s2);
         clear(&s2, &c2);
