@@ -548,6 +548,30 @@ void hs_side_clear(hs_side *s)
     s->fd = -1;
 }
 
+int hs_pump(const hs_side *server, const hs_side *client)
+{
+    SSL *srv = server->ssl, *cli = client->ssl;
+    char buf[64];
+    int wrote = 0;
+    for (int i = 0; i < HS_TIMEOUT_MS / 20; i++) {
+        (void)SSL_read(cli, buf, sizeof buf);
+        if (!wrote && SSL_is_init_finished(srv) && !SSL_renegotiate_pending(srv) && SSL_is_init_finished(cli)) {
+            if (SSL_write(cli, "x", 1) != 1)
+                return 0;
+            wrote = 1;
+        }
+        int r = SSL_read(srv, buf, sizeof buf);
+        if (r > 0)
+            return 1;
+        int e = SSL_get_error(srv, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            return 0;
+        struct pollfd p[2] = { { .fd = server->fd, .events = POLLIN }, { .fd = client->fd, .events = POLLIN } };
+        poll(p, 2, 20);
+    }
+    return 0;
+}
+
 /* ---- a server thread ------------------------------------------------------------- */
 
 struct hs_server {

@@ -114,6 +114,12 @@ int      hs_ctx_install(SSL_CTX *ctx, const char *dir, const char *policy);
 /* hs_ctx_new + hs_ctx_install; NULL (the reason on stderr) on error. */
 SSL_CTX *hs_ctx_for(int server, int dtls, int max_version, const char *dir, const char *policy);
 
+/* Both ends of a connection kept by hs_run (keep) through what the server
+ * started after the handshake (SSL_verify_client_post_handshake, a
+ * renegotiation): the client only reads, and so answers; then it sends one
+ * byte. 1 when the server reads it, 0 when the server failed. */
+int  hs_pump(const hs_side *server, const hs_side *client);
+
 /* ---- the pieces ------------------------------------------------------- */
 
 /* A listening (TCP) or bound (UDP) non-blocking socket on 127.0.0.1:0; fd or -1. */

@@ -8,7 +8,6 @@
  * the context the connection ends up on decides; initiators follow policy
  * swaps; the getters take NULL.
  */
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -393,33 +392,6 @@ static void test_initiator_follows_policy_swap(void **state)
 
 /* ---- 7. a second certificate must name the same identity ------------------------ */
 
-/* Runs both ends of a kept connection through what the server started (a
- * post-handshake CertificateRequest, a HelloRequest): the client only reads,
- * and so answers. Then the client sends one byte. 1 when the server reads
- * it, 0 when the server failed. */
-static int pump(SSL *srv, int sfd, SSL *cli, int cfd)
-{
-    char buf[64];
-    int wrote = 0;
-    for (int i = 0; i < HS_TIMEOUT_MS / 20; i++) {
-        (void)SSL_read(cli, buf, sizeof buf);
-        if (!wrote && SSL_is_init_finished(srv) && !SSL_renegotiate_pending(srv) && SSL_is_init_finished(cli)) {
-            if (SSL_write(cli, "x", 1) != 1)
-                return 0;
-            wrote = 1;
-        }
-        int r = SSL_read(srv, buf, sizeof buf);
-        if (r > 0)
-            return 1;
-        int e = SSL_get_error(srv, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return 0;
-        struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = cfd, .events = POLLIN } };
-        poll(p, 2, 20);
-    }
-    return 0;
-}
-
 static void use_identity(SSL *ssl, const char *name)
 {
     char cert[64], key[64];
@@ -454,7 +426,7 @@ static void second_certificate(int kind, const char *second)
         assert_int_equal(SSL_renegotiate(s.ssl), 1);
     }
     (void)SSL_do_handshake(s.ssl);
-    int served = pump(s.ssl, s.fd, c.ssl, c.fd);
+    int served = hs_pump(&s, &c);
     const char *what = kind == 0 ? "post-handshake authentication" : "renegotiation";
     if (strcmp(second, "client") == 0) {
         if (!served)
