@@ -426,16 +426,11 @@ static int server_conn(SSL_CTX *ctx, void (*setup)(SSL *, void *), void *setup_a
     return 1;
 }
 
-int hs_server_conn_opts(const hs_opts *o, int lfd, int accept_ms, hs_side *out)
-{
-    side_cfg c = side_cfg_of(o, 1);
-    return server_conn(o->server_ctx, o->server_setup, o->server_setup_arg, &c, lfd, accept_ms, out);
-}
-
 int hs_server_conn(SSL_CTX *ctx, int lfd, int dtls, int accept_ms, int keep, hs_side *out)
 {
     hs_opts o = { .server_ctx = ctx, .dtls = dtls, .keep = keep };
-    return hs_server_conn_opts(&o, lfd, accept_ms, out);
+    side_cfg c = side_cfg_of(&o, 1);
+    return server_conn(ctx, NULL, NULL, &c, lfd, accept_ms, out);
 }
 
 /* ---- client ------------------------------------------------------------------ */

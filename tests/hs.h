@@ -156,8 +156,6 @@ int  hs_set_fd(SSL *ssl, int fd, int dtls);
  * exchange. 1 when a connection was handled, 0 when none arrived in time,
  * -1 on a socket error. */
 int  hs_server_conn(SSL_CTX *ctx, int lfd, int dtls, int accept_ms, int keep, hs_side *out);
-/* The same with the server side of O (server_ctx, dtls, keep, setup, ...). */
-int  hs_server_conn_opts(const hs_opts *o, int lfd, int accept_ms, hs_side *out);
 /* Client: an SSL the caller prepared (m2mtls_ssl_set_peer, a session, or
  * reused after SSL_clear) connects to 127.0.0.1:PORT, handshakes and
  * exchanges; the SSL is freed unless KEEP. */
