@@ -168,7 +168,7 @@ static int add_raw_exts(X509 *x, const pki_ext *exts)
 
 int pki_issue(const pki_opts *o, pki_cert *out)
 {
-    X509 *x = X509_new();
+    X509 *x = X509_new_ex(o->libctx, NULL); /* X509_sign signs in the certificate's context */
     EVP_PKEY *key = o->key;
     X509_NAME *name = X509_NAME_new();
     int ok = x != NULL && name != NULL;
@@ -224,7 +224,7 @@ int pki_issue(const pki_opts *o, pki_cert *out)
     const EVP_MD *md = EVP_sha256();
     EVP_MD *fetched = NULL;
     if (ok && o->md != NULL)
-        ok = (md = fetched = EVP_MD_fetch(NULL, o->md, NULL)) != NULL;
+        ok = (md = fetched = EVP_MD_fetch(o->libctx, o->md, NULL)) != NULL;
     ok = ok && X509_sign(x, o->issuer ? o->issuer->key : key, md) > 0;
     EVP_MD_free(fetched);
 
@@ -265,6 +265,19 @@ int pki_intermediate(const char *cn, const pki_cert *issuer, pki_cert *out)
 int pki_leaf(const pki_cert *issuer, const char *cn, const pki_san *sans, pki_cert *out)
 {
     pki_opts o = { .cn = cn, .issuer = issuer, .ca = PKI_BC_LEAF, .sans = sans };
+    return pki_issue(&o, out);
+}
+
+int pki_leaf_key(const pki_cert *issuer, const char *cn, const pki_san *sans, EVP_PKEY *key, pki_cert *out)
+{
+    pki_opts o = { .cn = cn, .issuer = issuer, .ca = PKI_BC_LEAF, .sans = sans, .key = key };
+    return pki_issue(&o, out);
+}
+
+int pki_self_signed(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *cn, pki_cert *out)
+{
+    pki_opts o = { .cn = cn, .serial = 1, .not_before = -3600, .not_after = 86400, .ca = PKI_BC_NONE,
+                   .key_usage = PKI_KU_NONE, .key = key, .no_key_ids = 1, .libctx = libctx };
     return pki_issue(&o, out);
 }
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A small test PKI for the m2mtls tests, built with the OpenSSL 3 API only
- * (no openssl command): EC P-256 keys, certificates with chosen names,
- * validity, basicConstraints, keyUsage and subjectAltName entries (including
- * raw bytes with an embedded NUL), CRLs, PEM files in a private temporary
- * directory and policy files.
+ * The one certificate issuer of the m2mtls tests, built with the OpenSSL 3
+ * API only (no openssl command): EC P-256 keys, certificates with chosen
+ * names, validity, basicConstraints, keyUsage and subjectAltName entries
+ * (including raw bytes with an embedded NUL), CRLs, PEM files in a private
+ * temporary directory and policy files. Subject and issuer keys may be of
+ * any provider: a key in a token signs through m2mtls.so (pki_opts.libctx).
  */
 #ifndef M2MTLS_TESTS_PKI_H
 #define M2MTLS_TESTS_PKI_H
@@ -73,6 +74,8 @@ typedef struct pki_opts {
     const pki_ext  *raw_exts;    /* added after the others; NULL: none */
     int             no_key_ids;  /* 1: no subjectKeyIdentifier / authorityKeyIdentifier */
     int             bc_not_critical; /* 1: basicConstraints without the critical flag */
+    OSSL_LIB_CTX   *libctx;      /* where the certificate is signed (the provider of a key
+                                    in a token); NULL: the default library context */
 } pki_opts;
 
 /* A new EC P-256 key. */
@@ -88,6 +91,12 @@ void pki_cert_free(pki_cert *c);
 int pki_root(const char *cn, pki_cert *out);                            /* self-signed CA */
 int pki_intermediate(const char *cn, const pki_cert *issuer, pki_cert *out);
 int pki_leaf(const pki_cert *issuer, const char *cn, const pki_san *sans, pki_cert *out);
+/* pki_leaf for the subject key KEY (a reference is taken): a key in a token,
+ * or only the public half of one. */
+int pki_leaf_key(const pki_cert *issuer, const char *cn, const pki_san *sans, EVP_PKEY *key, pki_cert *out);
+/* A bare self-signed certificate of KEY (no extensions, serial 1, valid for a
+ * day), signed with KEY in LIBCTX: a key in a token signs it there. */
+int pki_self_signed(OSSL_LIB_CTX *libctx, EVP_PKEY *key, const char *cn, pki_cert *out);
 
 /* A CRL signed by ISSUER revoking SERIALS[0..n), nextUpdate now+NEXT_UPDATE s. */
 X509_CRL *pki_crl(const pki_cert *issuer, const long *serials, size_t n, long next_update);

@@ -2,9 +2,9 @@
 /* A loopback (D)TLS proxy that lets a test change the client's records: see proxy.h. */
 #include "proxy.h"
 
-#include <arpa/inet.h>
+#include "hs.h" /* the loopback sockets */
+
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,29 +17,13 @@
 #define DTLS_HDR 13
 
 struct proxy {
-    int dtls, lfd, server_port;
+    hs_thread th; /* first: hs_thread_run */
+    int dtls, server_port;
     proxy_tamper_fn tamper;
     void *arg;
-    atomic_int stop;
-    pthread_t thread;
     unsigned char buf[1 << 17]; /* client -> server bytes not yet a whole record (TCP) */
     size_t have;
 };
-
-static int loopback(int type, int port, int do_connect)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    int r = do_connect ? connect(fd, (struct sockaddr *)&a, sizeof a) : bind(fd, (struct sockaddr *)&a, sizeof a);
-    if (r != 0 || (!do_connect && type == SOCK_STREAM && listen(fd, 4) != 0)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 int proxy_record_type(const unsigned char *rec, int dtls)
 {
@@ -104,32 +88,33 @@ static int copy(int from, int to, int dtls)
     return send(to, b, (size_t)n, MSG_NOSIGNAL) == n;
 }
 
-/* UDP: the first datagram names the client; the socket is connected to it. */
-static int accept_client(proxy *p)
+/* A connected socket (hs_accept, hs_connect) made blocking: each send goes
+ * out whole. */
+static int blocking(int fd)
 {
-    if (!p->dtls)
-        return accept(p->lfd, NULL, NULL);
-    struct sockaddr_in peer;
-    socklen_t pl = sizeof peer;
-    char b;
-    if (recvfrom(p->lfd, &b, 1, MSG_PEEK, (struct sockaddr *)&peer, &pl) < 0
-        || connect(p->lfd, (struct sockaddr *)&peer, pl) != 0)
+    if (fd >= 0 && !hs_set_blocking(fd, HS_TIMEOUT_MS)) {
+        close(fd);
         return -1;
-    return dup(p->lfd);
+    }
+    return fd;
 }
 
 static void *run(void *v)
 {
     proxy *p = v;
-    struct pollfd lp = { .fd = p->lfd, .events = POLLIN };
-    while (!atomic_load(&p->stop) && poll(&lp, 1, 50) == 0)
+    int cfd = -1;
+    /* UDP: the first datagram names the client; the socket is connected to it */
+    while (!atomic_load(&p->th.stop) && (cfd = hs_accept(p->th.lfd, p->dtls, 50)) == -1)
         ;
-    if (atomic_load(&p->stop))
+    if (atomic_load(&p->th.stop) || cfd < 0) {
+        if (cfd >= 0)
+            close(cfd);
         return NULL;
-    int cfd = accept_client(p);
-    int sfd = cfd >= 0 ? loopback(p->dtls ? SOCK_DGRAM : SOCK_STREAM, p->server_port, 1) : -1;
+    }
+    cfd = blocking(cfd);
+    int sfd = cfd >= 0 ? blocking(hs_connect(p->server_port, p->dtls, NULL)) : -1;
     struct pollfd fds[2] = { { .fd = cfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-    while (cfd >= 0 && sfd >= 0 && !atomic_load(&p->stop)) {
+    while (cfd >= 0 && sfd >= 0 && !atomic_load(&p->th.stop)) {
         int r = poll(fds, 2, 50);
         if (r < 0 && errno != EINTR)
             break;
@@ -148,33 +133,17 @@ static void *run(void *v)
 
 proxy *proxy_start(int dtls, int server_port, proxy_tamper_fn tamper, void *arg, int *port)
 {
-    proxy *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return NULL;
-    p->dtls = dtls;
-    p->server_port = server_port;
-    p->tamper = tamper;
-    p->arg = arg;
-    p->lfd = loopback(dtls ? SOCK_DGRAM : SOCK_STREAM, 0, 0);
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    if (p->lfd < 0 || getsockname(p->lfd, (struct sockaddr *)&a, &al) != 0
-        || pthread_create(&p->thread, NULL, run, p) != 0) {
-        if (p->lfd >= 0)
-            close(p->lfd);
-        free(p);
-        return NULL;
+    proxy *p = calloc(1, sizeof *p); /* (a large buffer: not built on the stack) */
+    if (p != NULL) {
+        p->dtls = dtls;
+        p->server_port = server_port;
+        p->tamper = tamper;
+        p->arg = arg;
     }
-    *port = ntohs(a.sin_port);
-    return p;
+    return hs_thread_run(p, dtls, port, run);
 }
 
 void proxy_stop(proxy *p)
 {
-    if (p == NULL)
-        return;
-    atomic_store(&p->stop, 1);
-    pthread_join(p->thread, NULL);
-    close(p->lfd);
-    free(p);
+    hs_thread_end(p);
 }

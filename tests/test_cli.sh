@@ -35,39 +35,29 @@ expect_rc() { # NAME WANT
 }
 first_line() { head -n 1 "$T/$1.out"; }
 
-# ---- PKI ------------------------------------------------------------------------
+# ---- PKI (tests/servers/lib.sh: srv_openssl, srv_root, srv_leaf) ------------------------
+. "$(dirname "$0")/servers/lib.sh"
 gen() { # openssl, quiet unless it fails
-    if ! openssl "$@" >"$T/openssl.log" 2>&1; then cat "$T/openssl.log"; echo "openssl $* failed"; exit 1; fi
+    srv_openssl "$@"
 }
 cd "$T" || exit 1
-EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-gen req -x509 $EC -keyout root.key -out root.pem -subj "/O=m2mtls tests/CN=CLI Root" -days 30 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+EC=$SRV_EC
+srv_root root "/O=m2mtls tests/CN=CLI Root"
 cat >ca.ext <<'EOF'
 basicConstraints=critical,CA:TRUE
 keyUsage=critical,keyCertSign,cRLSign
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 EOF
-leaf_ext() { # SAN
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=%s\n' "$1"
-}
-issue() { # NAME CN SAN ISSUER SERIAL
-    gen req -new $EC -keyout "$1.key" -out "$1.csr" -subj "/O=m2mtls tests/CN=$2"
-    leaf_ext "$3" >"$1.ext"
-    gen x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -set_serial "$5" -days 10 \
-        -extfile "$1.ext" -out "$1.pem"
-}
 gen req -new $EC -keyout inter.key -out inter.csr -subj "/O=m2mtls tests/CN=CLI Intermediate"
 gen x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 2 -days 20 -extfile ca.ext -out inter.pem
-issue cse1 cse1 "DNS:cse1.example.com" root 10
-issue other other "DNS:other.example.com" root 11
-issue cse2 cse2 "DNS:cse2.example.com" inter 12
-issue ae Csensor7 "URI://sp.example.com/CSE-1/Csensor7" root 13
+srv_leaf cse1 root "DNS:cse1.example.com" cse1 10
+srv_leaf other root "DNS:other.example.com" other 11
+srv_leaf cse2 inter "DNS:cse2.example.com" cse2 12
+srv_leaf ae root "URI://sp.example.com/CSE-1/Csensor7" Csensor7 13
 # a look-alike root: same subject, another key
-gen req -x509 $EC -keyout look.key -out look.pem -subj "/O=m2mtls tests/CN=CLI Root" -days 30 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-issue fake1 cse1 "DNS:cse1.example.com" look 14
+srv_root look "/O=m2mtls tests/CN=CLI Root"
+srv_leaf fake1 look "DNS:cse1.example.com" cse1 14
 
 cat >good.policy <<'EOF'
 # three peers
@@ -232,8 +222,7 @@ ae_ext() { # URI [SAN]: the extensions of an AE certificate
 }
 ca_root() { # NAME CN KEY-OPTIONS...: a self-signed CA
     _n=$1 _cn=$2; shift 2
-    gen req -x509 "$@" -keyout "$_n.key" -out "$_n.pem" -subj "/O=m2mtls tests/CN=$_cn" -days 30 \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    srv_root "$_n" "/O=m2mtls tests/CN=$_cn" "$@"
 }
 ca_root rsa1024 "RSA-1024 Root" -newkey rsa:1024 -nodes
 ca_root rsa2048 "RSA-2048 Root" -newkey rsa:2048 -nodes

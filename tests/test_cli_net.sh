@@ -194,31 +194,21 @@ json_has() { # NAME LINE KEY TEXT: the value contains TEXT
     case $v in *"$4"*) ok ;; *) fail "$1: line $2: $3 is '$v', expected it to contain '$4'"; show "$1" ;; esac
 }
 
-# ---- PKI ----------------------------------------------------------------------------
-gen() { # openssl, quiet unless it fails
-    if ! openssl "$@" >"$T/openssl.log" 2>&1; then cat "$T/openssl.log"; echo "openssl $* failed"; exit 1; fi
-}
+# ---- PKI (tests/servers/lib.sh: srv_openssl, srv_root, srv_leaf) ----------------------
+. "$(dirname "$0")/servers/lib.sh"
 cd "$T" || exit 1
-EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-CA_EXT="-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-gen req -x509 $EC -keyout root.key -out root.pem -subj "/O=m2mtls tests/CN=Net Root" -days 30 $CA_EXT
+srv_root root "/O=m2mtls tests/CN=Net Root"
 # a look-alike root: same subject, another key
-gen req -x509 $EC -keyout look.key -out look.pem -subj "/O=m2mtls tests/CN=Net Root" -days 30 $CA_EXT
-issue() { # NAME CN SAN ISSUER SERIAL
-    gen req -new $EC -keyout "$1.key" -out "$1.csr" -subj "/O=m2mtls tests/CN=$2"
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=%s\n' "$3" >"$1.ext"
-    gen x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -set_serial "$5" -days 10 \
-        -extfile "$1.ext" -out "$1.pem"
-}
+srv_root look "/O=m2mtls tests/CN=Net Root"
 SRV_NAME=in-cse.sp.example.com
 AE=//sp.example.com/CSE-1/Cclient
 STRANGER=//sp.example.com/CSE-1/Cstranger
-issue server in-cse "DNS:$SRV_NAME" root 10
-issue client Cclient "URI:$AE" root 11
-issue stranger Cstranger "URI:$STRANGER" root 12
-issue fake in-cse "DNS:$SRV_NAME" look 13
-gen genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out csr-ec.key
-gen genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out csr-rsa.key
+srv_leaf server root "DNS:$SRV_NAME" in-cse 10
+srv_leaf client root "URI:$AE" Cclient 11
+srv_leaf stranger root "URI:$STRANGER" Cstranger 12
+srv_leaf fake look "DNS:$SRV_NAME" in-cse 13
+srv_openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out csr-ec.key
+srv_openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out csr-rsa.key
 
 # An idle TLS client: holds an association open without a word and says how it ended.
 cat >idle.py <<'EOF'

@@ -8,8 +8,6 @@
  * the context the connection ends up on decides; initiators follow policy
  * swaps; the getters take NULL.
  */
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -127,31 +125,11 @@ static void run(const hs_opts *o, hs_side *s, hs_side *c)
         fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
 }
 
-struct serve_arg {
-    SSL_CTX *ctx;
-    int      lfd, dtls;
-    hs_side *out;
-};
-
-static void *serve_one(void *v)
-{
-    struct serve_arg *a = v;
-    hs_server_conn(a->ctx, a->lfd, a->dtls, HS_TIMEOUT_MS, 0, a->out);
-    return NULL;
-}
-
 /* One connection of the client SSL the caller prepared to a server of SCTX. */
 static void connect_ssl(SSL_CTX *sctx, SSL *ssl, int dtls, int keep, hs_side *s, hs_side *c)
 {
-    int port, lfd = hs_listen(dtls, &port);
-    assert_true(lfd >= 0);
-    struct serve_arg a = { sctx, lfd, dtls, s };
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, serve_one, &a), 0);
-    c->set_peer_ok = 1;
-    hs_client_run(ssl, port, dtls, keep, c);
-    pthread_join(t, NULL);
-    close(lfd);
+    hs_opts o = { .server_ctx = sctx, .client_ssl = ssl, .dtls = dtls, .keep = keep };
+    run(&o, s, c);
 }
 
 /* The kept client SSL of C, now the caller's (its socket is closed). */
@@ -231,11 +209,6 @@ static int loosening_sni(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static void set_sni(SSL *ssl, void *arg)
-{
-    SSL_set_tlsext_host_name(ssl, (const char *)arg);
-}
-
 /* A ticket of /CSE-CLI, replayed by a client without a certificate in a way
  * that makes OpenSSL fall back to a full handshake after the ticket was
  * decrypted: TLS 1.3 with a suite of another hash, TLS 1.2 after the server
@@ -277,7 +250,7 @@ static void test_dropped_ticket_leaves_no_label(void **state)
         if (m == &TLS13)
             assert_true(SSL_CTX_set_ciphersuites(thief, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = c.session,
-                       .client_setup = set_sni, .client_setup_arg = "server.example.com" };
+                       .sni = "server.example.com" };
         run(&o, &s2, &c2);
         if (s2.peer_id != NULL)
             fail_msg("%s: a client without a certificate is labelled %s (resumed=%d)", m->name, s2.peer_id,
@@ -316,7 +289,7 @@ static void test_sni_switch_uses_the_final_context(void **state)
 
         /* /CSE-CLI is allowed by the first context only */
         hs_opts o = { .server_ctx = sctx, .client_ctx = cli, .dtls = m->dtls, .peer = "/CSE-SRV",
-                      .client_setup = set_sni, .client_setup_arg = "b.example.com" };
+                      .sni = "b.example.com" };
         run(&o, &s, &c);
         expect_refused(m->name, &s);
         assert_contains(s.reason, "no association");
@@ -336,8 +309,7 @@ static void test_sni_switch_uses_the_final_context(void **state)
         assert_true(s.ok && c.ok);
         hs_side s2, c2;
         o.session = c.session;
-        o.client_setup = set_sni;
-        o.client_setup_arg = "b.example.com";
+        o.sni = "b.example.com";
         run(&o, &s2, &c2);
         if (s2.handshake_ok || s2.peer_id != NULL)
             fail_msg("%s: /CSE-CLI completed a handshake on the virtual host that refuses it (resumed=%d, peer=%s)",
@@ -420,33 +392,6 @@ static void test_initiator_follows_policy_swap(void **state)
 
 /* ---- 7. a second certificate must name the same identity ------------------------ */
 
-/* Runs both ends of a kept connection through what the server started (a
- * post-handshake CertificateRequest, a HelloRequest): the client only reads,
- * and so answers. Then the client sends one byte. 1 when the server reads
- * it, 0 when the server failed. */
-static int pump(SSL *srv, int sfd, SSL *cli, int cfd)
-{
-    char buf[64];
-    int wrote = 0;
-    for (int i = 0; i < HS_TIMEOUT_MS / 20; i++) {
-        (void)SSL_read(cli, buf, sizeof buf);
-        if (!wrote && SSL_is_init_finished(srv) && !SSL_renegotiate_pending(srv) && SSL_is_init_finished(cli)) {
-            if (SSL_write(cli, "x", 1) != 1)
-                return 0;
-            wrote = 1;
-        }
-        int r = SSL_read(srv, buf, sizeof buf);
-        if (r > 0)
-            return 1;
-        int e = SSL_get_error(srv, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return 0;
-        struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = cfd, .events = POLLIN } };
-        poll(p, 2, 20);
-    }
-    return 0;
-}
-
 static void use_identity(SSL *ssl, const char *name)
 {
     char cert[64], key[64];
@@ -481,7 +426,7 @@ static void second_certificate(int kind, const char *second)
         assert_int_equal(SSL_renegotiate(s.ssl), 1);
     }
     (void)SSL_do_handshake(s.ssl);
-    int served = pump(s.ssl, s.fd, c.ssl, c.fd);
+    int served = hs_pump(&s, &c);
     const char *what = kind == 0 ? "post-handshake authentication" : "renegotiation";
     if (strcmp(second, "client") == 0) {
         if (!served)
@@ -775,7 +720,7 @@ static void test_forged_ticket(void **state)
         SSL_CTX *thief = plain_client(m, NULL);
         hs_side s2, c2;
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = forged,
-                       .client_setup = set_sni, .client_setup_arg = "server.example.com" };
+                       .sni = "server.example.com" };
         run(&o, &s2, &c2);
         expect_refused(m->name, &s2);
         clear(&s2, &c2);

@@ -11,7 +11,6 @@ PROVIDER=${2:?usage: test_keyref.sh PATH-TO-m2mtls PATH-TO-provider}
 FAULTS=${3:-}
 MODULE=/usr/lib/softhsm/libsofthsm2.so
 [ -r "$MODULE" ] || { echo "SoftHSM is not installed ($MODULE): apt-get install softhsm2"; exit 1; }
-command -v softhsm2-util >/dev/null || { echo "softhsm2-util not found: apt-get install softhsm2"; exit 1; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/m2mtls-keyref-XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT INT TERM
 passed=0 failed=0
@@ -24,30 +23,12 @@ expect() { # DESCRIPTION WANT-RC [TEXT-IN-OUTPUT]
     ok
 }
 
-mkdir "$T/tokens"
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$T" >"$T/softhsm2.conf"
-export SOFTHSM2_CONF="$T/softhsm2.conf"
-softhsm2-util --init-token --free --label kr --pin 1234 --so-pin 5678 >/dev/null || { echo "cannot init a token"; exit 1; }
-conf() { # FILE PIN [MORE-LINES [MODULE]]
-    cat >"$1" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-m2mtls = m2mtls_sect
-[default_sect]
-activate = 1
-[m2mtls_sect]
-module = $PROVIDER
-pkcs11-module-path = ${4:-$MODULE}
-pkcs11-module-token-pin = $2
-${3:-}
-activate = 1
-CNF
-}
-conf "$T/good.cnf" 1234
-conf "$T/badpin.cnf" 9999
+# the token and the openssl.cnf files: tests/servers/lib.sh
+. "$(dirname "$0")/servers/lib.sh"
+SOFTHSM=$MODULE
+srv_softhsm_init "$T" kr 1234
+srv_cnf "$T/good.cnf" 1234
+srv_cnf "$T/badpin.cnf" 9999
 
 run keyref --generate --token kr --label cse-b --id 0b --pin 1234
 expect "generate a key in the token" 0 "pkcs11:token=kr;object=cse-b;id=%0B;type=private"
@@ -74,17 +55,17 @@ expect "show: reachable through the provider" 0 "reachable: yes, EC prime256v1, 
 if grep -qx "  cached in session: yes" "$T/out"; then ok; else fail "show: the provider signs with a session copy (default)"; fi
 OPENSSL_CONF=$T/good.cnf run keyref --show "$T/cse-b.pem" --json
 if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["reachable"] is True and d["uri"].startswith("pkcs11:"); assert d["cached_in_session"] is True and d["cache_why"] is None' <"$T/out"; then ok; else fail "show --json"; fi
-conf "$T/nocache.cnf" 1234 "pkcs11-module-cache-keys = false"
+srv_cnf "$T/nocache.cnf" 1234 last "$SOFTHSM" "pkcs11-module-cache-keys = false"
 OPENSSL_CONF=$T/nocache.cnf run keyref --show "$T/cse-b.pem"
 expect "show with the cache off" 0 "cached in session: no (pkcs11-module-cache-keys = false)"
 OPENSSL_CONF=$T/nocache.cnf run keyref --show "$T/cse-b.pem" --json
 if [ "$rc" -eq 0 ] && python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cached_in_session"] is False and d["cache_why"]=="pkcs11-module-cache-keys = false"' <"$T/out"; then ok; else fail "show --json with the cache off"; fi
-conf "$T/badcache.cnf" 1234 "pkcs11-module-cache-keys = maybe"
+srv_cnf "$T/badcache.cnf" 1234 last "$SOFTHSM" "pkcs11-module-cache-keys = maybe"
 OPENSSL_CONF=$T/badcache.cnf run keyref --show "$T/cse-b.pem"
 expect "a bad pkcs11-module-cache-keys is a configuration error" 1 "pkcs11-module-cache-keys = maybe: expected true or false"
 if [ -n "$FAULTS" ]; then
     # a token that refuses C_CopyObject: the key works, from the token object
-    conf "$T/refuse.cnf" 1234 "" "$FAULTS"
+    srv_cnf "$T/refuse.cnf" 1234 last "$FAULTS"
     echo "C_CopyObject CKR_ACTION_PROHIBITED" >"$T/faults"
     M2MTLS_FAULTS=$T/faults M2MTLS_FAULTS_MODULE=$MODULE OPENSSL_CONF=$T/refuse.cnf run keyref --show "$T/cse-b.pem"
     expect "show when the token refuses to copy" 0 "cached in session: no (C_CopyObject: CKR_ACTION_PROHIBITED)"

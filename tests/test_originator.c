@@ -18,20 +18,14 @@ static char *dir;
 static SSL_CTX *sctx, *cctx;
 static SSL *reg; /* the registrar's side of registrar.policy <- ae.policy */
 
+/* A context as an application makes it (no profile), with POLICY. */
 static SSL_CTX *make_ctx(int server, const char *policy)
 {
     SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    char *p = pki_path(dir, policy);
-    m2mtls_policy *pol = m2mtls_policy_load(p);
-    free(p);
-    if (ctx == NULL || pol == NULL || !m2mtls_ctx_install(ctx, pol)
-        || !m2mtls_ctx_use_credential(ctx, pol)) {
-        fprintf(stderr, "%s: %s\n", policy, m2mtls_last_error());
-        m2mtls_policy_free(pol);
+    if (ctx != NULL && !hs_ctx_install(ctx, dir, policy)) {
         SSL_CTX_free(ctx);
         return NULL;
     }
-    m2mtls_policy_free(pol);
     return ctx;
 }
 

@@ -12,13 +12,7 @@
  * AE-IDs under URI name constraints; the application's OpenSSL errors
  * survive the verifier.
  */
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -132,23 +126,12 @@ static const char *const mode_name[] = { "TLS 1.2", "TLS 1.3", "DTLS 1.2" };
  * policy's credential and the verifier of POLICY. */
 static SSL_CTX *ctx_for(int server, int mode, int level, const char *policy)
 {
-    int dtls = mode == DTLS12;
-    SSL_CTX *ctx = SSL_CTX_new(server ? (dtls ? DTLS_server_method() : TLS_server_method())
-                                      : (dtls ? DTLS_client_method() : TLS_client_method()));
+    SSL_CTX *ctx = hs_ctx_new(server, mode == DTLS12, mode == TLS12 ? TLS1_2_VERSION : 0);
     assert_non_null(ctx);
-    assert_int_equal(m2mtls_ctx_apply_ts0003_profile(ctx), 1);
-    if (mode == TLS12)
-        assert_int_equal(SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION), 1);
     if (level >= 0)
         SSL_CTX_set_security_level(ctx, level);
-    char *path = pki_path(dir, policy);
-    m2mtls_policy *p = m2mtls_policy_load(path);
-    free(path);
-    if (p == NULL)
-        fail_msg("%s", m2mtls_last_error());
-    if (m2mtls_ctx_use_credential(ctx, p) != 1 || m2mtls_ctx_install(ctx, p) != 1)
+    if (!hs_ctx_install(ctx, dir, policy))
         fail_msg("%s: %s", policy, m2mtls_last_error());
-    m2mtls_policy_free(p);
     return ctx;
 }
 
@@ -383,32 +366,25 @@ static int verify_cb_queues(int ok, X509_STORE_CTX *xs)
     return ok;
 }
 
-typedef struct blocking_server {
-    SSL_CTX *ctx;
-    int      lfd;
-    int      accepted;      /* SSL_accept returned 1 */
-    int      app_error_kept;/* the application's error was the oldest queued after SSL_accept */
-    int      cb_error_kept; /* its verify callback's error was queued after SSL_accept */
-} blocking_server;
+typedef struct app_errors {
+    int accepted;      /* the handshake call returned 1 */
+    int app_error_kept;/* the application's error was the oldest queued after it */
+    int cb_error_kept; /* its verify callback's error was queued after it */
+} app_errors;
 
-/* One blocking SSL_accept: the handshake runs in that single call, so
- * whatever the application queued during it must still be there after. */
-static void *serve_blocking(void *arg)
+static void app_info_cb(SSL *ssl, void *arg)
 {
-    blocking_server *b = arg;
-    struct pollfd p = { .fd = b->lfd, .events = POLLIN };
-    if (poll(&p, 1, HS_TIMEOUT_MS) != 1)
-        return NULL;
-    int fd = accept(b->lfd, NULL, NULL);
-    if (fd < 0)
-        return NULL;
-    struct timeval tv = { .tv_sec = 10 };
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    SSL *ssl = SSL_new(b->ctx);
+    (void)arg;
     SSL_set_info_callback(ssl, queue_before_cert);
-    SSL_set_fd(ssl, fd);
-    b->accepted = SSL_accept(ssl) == 1;
+}
+
+/* Right after the server's one blocking handshake call: whatever the
+ * application queued during it must still be there. */
+static void read_queue(SSL *ssl, int handshake_ok, void *arg)
+{
+    (void)ssl;
+    app_errors *b = arg;
+    b->accepted = handshake_ok;
     unsigned long e = ERR_get_error();
     b->app_error_kept = ERR_GET_LIB(e) == ERR_LIB_USER && ERR_GET_REASON(e) == APP_REASON;
     while (e != 0) {
@@ -416,32 +392,25 @@ static void *serve_blocking(void *arg)
             b->cb_error_kept = 1;
         e = ERR_get_error();
     }
-    if (b->accepted)
-        (void)SSL_shutdown(ssl);
-    SSL_free(ssl);
-    close(fd);
-    return NULL;
 }
 
 static void error_queue_run(SSL_CTX *sctx, const char *ae, int want_accepted)
 {
-    int port;
-    blocking_server b = { .ctx = sctx, .lfd = hs_listen(0, &port) };
-    assert_true(b.lfd >= 0);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, serve_blocking, &b), 0);
     char policy[128];
     snprintf(policy, sizeof policy, "ae-%s.policy", ae);
     SSL_CTX *cctx = ctx_for(0, TLS12, -1, policy);
-    hs_side c;
-    hs_client_conn(cctx, port, 0, "/in-cse", NULL, 0, &c);
-    pthread_join(t, NULL);
-    close(b.lfd);
+    app_errors b = { 0 };
+    /* one blocking SSL_accept: the handshake runs in that single call */
+    hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/in-cse", .server_blocking = 1,
+                  .server_setup = app_info_cb, .server_done = read_queue, .server_done_arg = &b };
+    hs_side s, c;
+    assert_true(hs_run(&o, &s, &c));
     assert_int_equal(b.accepted, want_accepted);
     if (!b.app_error_kept)
         fail_msg("%s: the error the application queued during SSL_accept is gone", ae);
     if (!b.cb_error_kept && strcmp(ae, "expired") != 0) /* a refused chain may stop before it runs */
         fail_msg("%s: the error the application's verify callback queued is gone", ae);
+    hs_side_clear(&s);
     hs_side_clear(&c);
     SSL_CTX_free(cctx);
 }

@@ -75,22 +75,11 @@ static int default_level(void)
  * loaded (POLICY NULL: the profile only). */
 static SSL_CTX *profiled(int server, int dtls, const char *policy)
 {
-    const SSL_METHOD *m = dtls ? (server ? DTLS_server_method() : DTLS_client_method())
-                               : (server ? TLS_server_method() : TLS_client_method());
-    SSL_CTX *ctx = SSL_CTX_new(m);
-    assert_non_null(ctx);
-    if (m2mtls_ctx_apply_ts0003_profile(ctx) != 1)
+    SSL_CTX *ctx = hs_ctx_new(server, dtls, 0);
+    if (ctx == NULL)
         fail_msg("profile: %s", m2mtls_last_error());
-    if (policy == NULL)
-        return ctx;
-    char *path = pki_path(dir, policy);
-    m2mtls_policy *p = m2mtls_policy_load(path);
-    free(path);
-    if (p == NULL)
+    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
         fail_msg("%s: %s", policy, m2mtls_last_error());
-    if (m2mtls_ctx_install(ctx, p) != 1 || m2mtls_ctx_use_credential(ctx, p) != 1)
-        fail_msg("%s: %s", policy, m2mtls_last_error());
-    m2mtls_policy_free(p);
     return ctx;
 }
 

@@ -8,9 +8,7 @@
  * processes, real sockets on loopback.
  * usage: test_serve_limits PATH-TO-m2mtls
  */
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -153,22 +151,6 @@ static void stop_server(server *s)
 
 /* ---- stalled clients ---------------------------------------------------------------- */
 
-static int socket_from(const char *src, int dtls, int port, struct sockaddr_in *to)
-{
-    int fd = socket(AF_INET, dtls ? SOCK_DGRAM : SOCK_STREAM, 0);
-    struct sockaddr_in from = { .sin_family = AF_INET };
-    inet_pton(AF_INET, src, &from.sin_addr);
-    *to = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    to->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof from) != 0
-        || connect(fd, (struct sockaddr *)to, sizeof *to) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static int wait_readable(int fd, int ms)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -178,26 +160,16 @@ static int wait_readable(int fd, int ms)
 /* A DTLS client from 127.0.0.2 that has sent its ClientHello. */
 static SSL *dtls_hello(SSL_CTX *ctx, int port, int *fd_out)
 {
-    struct sockaddr_in to;
-    int fd = socket_from("127.0.0.2", 1, port, &to);
+    int fd = hs_connect(port, 1, "127.0.0.2");
     SSL *ssl = fd >= 0 ? SSL_new(ctx) : NULL;
-    BIO *bio = ssl != NULL ? BIO_new_dgram(fd, BIO_NOCLOSE) : NULL;
-    BIO_ADDR *peer = BIO_ADDR_new();
-    int ok = bio != NULL && peer != NULL
-             && BIO_ADDR_rawmake(peer, AF_INET, &to.sin_addr, sizeof to.sin_addr, to.sin_port)
-             && BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, peer) > 0;
-    BIO_ADDR_free(peer);
-    if (!ok) {
-        BIO_free(bio);
+    if (ssl == NULL || !hs_set_fd(ssl, fd, 1)) {
         SSL_free(ssl);
         if (fd >= 0)
             close(fd);
         *fd_out = -1;
         return NULL;
     }
-    SSL_set_bio(ssl, bio, bio);
     SSL_set_connect_state(ssl);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
     (void)SSL_do_handshake(ssl);
     *fd_out = fd;
     return ssl;
@@ -251,34 +223,17 @@ static void authorized_client(int dtls, int port)
     SSL_CTX *cctx = hs_ctx_new(0, dtls, 0);
     assert_non_null(cctx);
     assert_true(hs_ctx_install(cctx, dir, "cli.policy"));
-    struct sockaddr_in to;
-    int fd = socket_from("127.0.0.1", dtls, port, &to);
-    assert_true(fd >= 0);
-    SSL *ssl = SSL_new(cctx);
-    assert_int_equal(m2mtls_ssl_set_peer(ssl, "/CSE-SRV"), 1);
-    BIO *bio = dtls ? BIO_new_dgram(fd, BIO_NOCLOSE) : BIO_new_socket(fd, BIO_NOCLOSE);
-    BIO_ADDR *peer = BIO_ADDR_new();
-    assert_true(BIO_ADDR_rawmake(peer, AF_INET, &to.sin_addr, sizeof to.sin_addr, to.sin_port));
-    if (dtls)
-        BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, peer);
-    BIO_ADDR_free(peer);
-    SSL_set_bio(ssl, bio, bio);
-    SSL_set_connect_state(ssl);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    int r = 0;
-    for (int waited = 0; waited < WITHIN_MS && (r = SSL_do_handshake(ssl)) != 1; waited += 50) {
-        int e = SSL_get_error(ssl, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            break;
-        if (!wait_readable(fd, 50) && dtls)
-            DTLSv1_handle_timeout(ssl);
-    }
-    if (r != 1 || m2mtls_ssl_peer_id(ssl) == NULL)
+    /* the handshake only, within WITHIN_MS */
+    hs_opts o = { .client_ctx = cctx, .dtls = dtls, .peer = "/CSE-SRV", .exchange = HS_NO_DATA,
+                  .timeout_ms = WITHIN_MS };
+    hs_side c;
+    hs_client(&o, port, &c);
+    assert_int_equal(c.set_peer_ok, 1);
+    if (!c.handshake_ok || c.peer_id == NULL)
         fail_msg("%s: an authorized client from another address was not served while 127.0.0.2 stalls (%s)",
-                 dtls ? "DTLS" : "TLS", m2mtls_ssl_reject_reason(ssl) ? m2mtls_ssl_reject_reason(ssl) : "-");
-    assert_str_eq(m2mtls_ssl_peer_id(ssl), "/CSE-SRV");
-    SSL_free(ssl);
-    close(fd);
+                 dtls ? "DTLS" : "TLS", c.reason ? c.reason : "-");
+    assert_str_eq(c.peer_id, "/CSE-SRV");
+    hs_side_clear(&c);
     SSL_CTX_free(cctx);
 }
 
@@ -294,9 +249,8 @@ static void stalled_address(int dtls)
         stall_dtls(anon, srv.port, ssl, fd, STALLED);
     } else {
         for (int i = 0; i < STALLED; i++) {
-            struct sockaddr_in to;
             ssl[i] = NULL;
-            fd[i] = socket_from("127.0.0.2", 0, srv.port, &to);
+            fd[i] = hs_connect(srv.port, 0, "127.0.0.2");
         }
     }
     if (!dtls) /* the server has taken (or refused) them all */

@@ -1,16 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Policy swap under load: two client threads do handshakes in a loop (every
- * other one resuming) against two server threads sharing one SSL_CTX, while
+ * Policy swap under load (hs_load): two client threads do handshakes in a loop
+ * (every other one resuming) against two server threads sharing one SSL_CTX, while
  * the main thread swaps the server's and the client's policies between two
  * equivalent ones with m2mtls_ctx_set_policy(). No handshake may fail and
  * every connection must carry its labels. Runs under ThreadSanitizer in CI.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "pki.h"
@@ -25,25 +23,6 @@
 static char *dir;
 static SSL_CTX *sctx, *cctx;
 static m2mtls_policy *srv_pol[2], *cli_pol[2];
-
-static atomic_int stop_servers;
-static atomic_int swaps;
-static atomic_int failures;
-static atomic_int server_conns, client_conns, resumed;
-static pthread_mutex_t msg_lock = PTHREAD_MUTEX_INITIALIZER;
-static char first_failure[512];
-
-static void record_failure(const char *who, const hs_side *s)
-{
-    atomic_fetch_add(&failures, 1);
-    pthread_mutex_lock(&msg_lock);
-    if (first_failure[0] == '\0')
-        snprintf(first_failure, sizeof first_failure,
-                 "%s: ok=%d peer=%s local=%s reason=%s ssl=%s", who, s->ok,
-                 s->peer_id ? s->peer_id : "(null)", s->local_id ? s->local_id : "(null)",
-                 s->reason ? s->reason : "(null)", s->ssl_error);
-    pthread_mutex_unlock(&msg_lock);
-}
 
 static m2mtls_policy *load(const char *name)
 {
@@ -123,104 +102,39 @@ static int teardown(void **state)
     return 0;
 }
 
-struct server_arg {
-    int lfd;
-};
-
-static void *server_main(void *v)
-{
-    struct server_arg *a = v;
-    while (!atomic_load(&stop_servers)) {
-        hs_side s;
-        int r = hs_server_conn(sctx, a->lfd, 0, 50, 0, &s);
-        if (r < 0) {
-            record_failure("server socket", &s);
-            break;
-        }
-        if (r == 1) {
-            atomic_fetch_add(&server_conns, 1);
-            if (!s.ok || s.peer_id == NULL || strcmp(s.peer_id, "//sp.example.com/CSE-1/Cswap") != 0
-                || s.local_id == NULL || strcmp(s.local_id, "/CSE-1") != 0)
-                record_failure("server", &s);
-        }
-        hs_side_clear(&s);
-    }
-    return NULL;
-}
-
-struct client_arg {
-    int port;
-};
-
-static void *client_main(void *v)
-{
-    struct client_arg *a = v;
-    SSL_SESSION *sess = NULL;
-    for (int i = 0; i < ROUNDS || atomic_load(&swaps) < MIN_SWAPS; i++) {
-        hs_side c;
-        hs_client_conn(cctx, a->port, 0, "/CSE-1", (i % 2) ? sess : NULL, 0, &c);
-        atomic_fetch_add(&client_conns, 1);
-        if (c.reused)
-            atomic_fetch_add(&resumed, 1);
-        if (!c.ok || !c.set_peer_ok || c.peer_id == NULL || strcmp(c.peer_id, "/CSE-1") != 0
-            || c.local_id == NULL || strcmp(c.local_id, "//sp.example.com/CSE-1/Cswap") != 0)
-            record_failure("client", &c);
-        if (c.session != NULL) {
-            SSL_SESSION_free(sess);
-            sess = c.session;
-            c.session = NULL;
-        }
-        hs_side_clear(&c);
-        if (atomic_load(&failures) > 20)
-            break;
-    }
-    SSL_SESSION_free(sess);
-    return NULL;
-}
-
 static void test_swap_under_load(void **state)
 {
     (void)state;
-    pthread_t st[CLIENTS], ct[CLIENTS];
-    struct server_arg sa[CLIENTS];
-    struct client_arg ca[CLIENTS];
-
-    for (int i = 0; i < CLIENTS; i++) {
-        sa[i].lfd = hs_listen(0, &ca[i].port);
-        assert_true(sa[i].lfd >= 0);
-        assert_int_equal(pthread_create(&st[i], NULL, server_main, &sa[i]), 0);
-    }
-    for (int i = 0; i < CLIENTS; i++)
-        assert_int_equal(pthread_create(&ct[i], NULL, client_main, &ca[i]), 0);
+    /* every connection labelled on both ends, resumed or not */
+    hs_load l = { .o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-1" },
+                  .server_peer_id = "//sp.example.com/CSE-1/Cswap", .server_local_id = "/CSE-1",
+                  .client_local_id = "//sp.example.com/CSE-1/Cswap",
+                  .clients = CLIENTS, .rounds = ROUNDS, .max_failures = 20 };
+    assert_true(hs_load_start(&l));
 
     /* swap until both clients are done (they go on until MIN_SWAPS swaps happened) */
     int n = 0;
     struct timespec pause = { 0, 2 * 1000 * 1000 };
-    while (atomic_load(&client_conns) < CLIENTS * ROUNDS || n < MIN_SWAPS) {
+    while (atomic_load(&l.client_conns) < CLIENTS * ROUNDS || n < MIN_SWAPS) {
         int k = (n + 1) % 2;
         assert_int_equal(m2mtls_ctx_set_policy(sctx, srv_pol[k]), 1);
         assert_int_equal(m2mtls_ctx_set_policy(cctx, cli_pol[k]), 1);
-        atomic_store(&swaps, ++n);
+        if (++n >= MIN_SWAPS)
+            atomic_store(&l.more, 0);
         nanosleep(&pause, NULL);
-        if (atomic_load(&failures) > 20)
+        if (atomic_load(&l.failures) > 20)
             break;
     }
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(ct[i], NULL);
-    atomic_store(&stop_servers, 1);
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(st[i], NULL);
-        close(sa[i].lfd);
-    }
+    hs_load_wait(&l);
     print_message("swaps %d, client connections %d (resumed %d), server connections %d\n",
-                  n, atomic_load(&client_conns), atomic_load(&resumed),
-                  atomic_load(&server_conns));
-    if (atomic_load(&failures) != 0)
-        fail_msg("%d failed or unlabelled handshakes; first: %s", atomic_load(&failures),
-                 first_failure);
+                  n, atomic_load(&l.client_conns), atomic_load(&l.resumed),
+                  atomic_load(&l.server_conns));
+    if (atomic_load(&l.failures) != 0)
+        fail_msg("%d failed or unlabelled handshakes; first: %s", atomic_load(&l.failures),
+                 l.first_failure);
     assert_true(n >= MIN_SWAPS);
-    assert_true(atomic_load(&client_conns) >= CLIENTS * ROUNDS);
-    assert_int_equal(atomic_load(&server_conns), atomic_load(&client_conns));
+    assert_true(atomic_load(&l.client_conns) >= CLIENTS * ROUNDS);
+    assert_int_equal(atomic_load(&l.server_conns), atomic_load(&l.client_conns));
 }
 
 int main(void)

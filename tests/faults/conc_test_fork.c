@@ -26,10 +26,9 @@
 #include <cmocka.h>
 
 #include <openssl/err.h>
-#include <m2mtls/policy.h>
 
-#include "faults_util.h"
 #include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 #define AE_ID "//sp.example.com/CSE-1/Cfork"
@@ -40,60 +39,21 @@ static fx_t fx;
 static SSL_CTX *sctx, *cctx;
 static EVP_PKEY *skey, *spub;
 
-static char *in_dir(const char *name)
-{
-    static char buf[4][PATH_MAX + 64];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", fx.dir, name);
-    return buf[i];
-}
-
-static SSL_CTX *make_ctx(const char *path, int server)
-{
-    m2mtls_policy *p = m2mtls_policy_load(path);
-    SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (p == NULL || c == NULL || !m2mtls_ctx_apply_ts0003_profile(c) || !m2mtls_ctx_install(c, p)
-        || !m2mtls_ctx_use_credential(c, p)) {
-        fprintf(stderr, "context: %s\n", m2mtls_last_error());
-        SSL_CTX_free(c);
-        c = NULL;
-    }
-    m2mtls_policy_free(p);
-    return c;
-}
-
 static int setup(void **state)
 {
-    char body[PATH_MAX * 2 + 512];
-    EVP_PKEY *ca_key, *ckey;
-    X509 *ca, *xs, *xc;
 
     if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_EC2) || !OSSL_LIB_CTX_load_config(NULL, fx.conf))
         return -1;
-    ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     skey = fx_load(NULL, FX_EC_URI);
-    ckey = fx_load(NULL, FX_EC2_URI);
-    if (ca_key == NULL || skey == NULL || ckey == NULL || (spub = fx_public(skey, NULL)) == NULL)
+    if (skey == NULL || (spub = fx_public(skey, NULL)) == NULL
+        || !fx_token_pki(&fx, "fork root", "server.example.com", AE_ID))
         return -1;
-    ca = fx_issue(ca_key, "fork root", NULL, NULL, ca_key);
-    xs = fx_issue(skey, "server", "DNS:server.example.com", ca, ca_key);
-    xc = fx_issue(ckey, "Cfork", "URI:" AE_ID, ca, ca_key);
-    if (xs == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca) || !fx_write_pem_cert(in_dir("s.pem"), xs)
-        || !fx_write_pem_cert(in_dir("c.pem"), xc))
+    if (!pki_writef(fx.dir, "s.policy", "local-id /CSE-1\ncert s.pem\nkey %s\nanchor R ca.pem\npeer " AE_ID " uri:" AE_ID
+                    " R\n", fx.ecref)
+        || !pki_writef(fx.dir, "c.policy", "local-id " AE_ID "\ncert c.pem\nkey " FX_EC2_URI
+                       "\nanchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n"))
         return -1;
-    X509_free(ca);
-    X509_free(xs);
-    X509_free(xc);
-    EVP_PKEY_free(ca_key);
-    EVP_PKEY_free(ckey);
-    snprintf(body, sizeof(body), "local-id /CSE-1\ncert s.pem\nkey %s\nanchor R ca.pem\npeer " AE_ID " uri:" AE_ID " R\n",
-             fx.ecref);
-    if (!ft_write_file(in_dir("s.policy"), body)
-        || !ft_write_file(in_dir("c.policy"), "local-id " AE_ID "\ncert c.pem\nkey " FX_EC2_URI
-                                              "\nanchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n"))
-        return -1;
-    if ((sctx = make_ctx(in_dir("s.policy"), 1)) == NULL || (cctx = make_ctx(in_dir("c.policy"), 0)) == NULL)
+    if ((sctx = hs_ctx_for(1, 0, 0, fx.dir, "s.policy")) == NULL || (cctx = hs_ctx_for(0, 0, 0, fx.dir, "c.policy")) == NULL)
         return -1;
     return 0;
 }
@@ -110,14 +70,10 @@ static int teardown(void **state)
 
 static int handshake(void)
 {
-    hs_opts o;
+    hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-1" };
     hs_side s, c;
     int ok;
 
-    memset(&o, 0, sizeof(o));
-    o.server_ctx = sctx;
-    o.client_ctx = cctx;
-    o.peer = "/CSE-1";
     ok = hs_run(&o, &s, &c) && s.ok && c.ok && s.peer_id != NULL && strcmp(s.peer_id, AE_ID) == 0
          && c.peer_id != NULL && strcmp(c.peer_id, "/CSE-1") == 0;
     if (!ok)

@@ -29,6 +29,7 @@
 
 #include "faults_util.h"
 #include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 #define AE_ID "//sp.example.com/CSE-1/Cconc"
@@ -41,75 +42,44 @@ static char faults[PATH_MAX + 16], counts[PATH_MAX + 16];
 static SSL_CTX *sctx, *cctx;
 static m2mtls_policy *srv_pol[2], *cli_pol[2];
 static EVP_PKEY *skey, *spub;
-static atomic_int stop, swaps, failures, server_conns, client_conns, resumed, signatures;
-static pthread_mutex_t msg_lock = PTHREAD_MUTEX_INITIALIZER;
-static char first_failure[1024];
+static atomic_int stop, signatures;
 
-static void record_failure(const char *who, const hs_side *s)
+/* a policy file's path, for m2mtls_policy_load */
+static m2mtls_policy *load(const char *name)
 {
-    atomic_fetch_add(&failures, 1);
-    pthread_mutex_lock(&msg_lock);
-    if (first_failure[0] == '\0')
-        snprintf(first_failure, sizeof first_failure, "%s: ok=%d peer=%s reason=%s ssl=%s", who, s ? s->ok : 0,
-                 s && s->peer_id ? s->peer_id : "(null)", s && s->reason ? s->reason : "(null)",
-                 s ? s->ssl_error : "-");
-    pthread_mutex_unlock(&msg_lock);
-}
+    char path[PATH_MAX + 64];
 
-static char *in_dir(const char *name)
-{
-    static char buf[4][PATH_MAX + 64];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", fx.dir, name);
-    return buf[i];
+    snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
+    return m2mtls_policy_load(path);
 }
 
 static int setup(void **state)
 {
-    char conf[PATH_MAX + 16], body[PATH_MAX * 2 + 512];
-    EVP_PKEY *ca_key, *ckey;
-    X509 *ca, *xs, *xc;
+    char conf[PATH_MAX + 16];
 
     if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_EC2))
         return -1;
     if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf)
         || !OSSL_LIB_CTX_load_config(NULL, conf))
         return -1;
-    ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     skey = fx_load(NULL, FX_EC_URI);
-    ckey = fx_load(NULL, FX_EC2_URI);
-    if (ca_key == NULL || skey == NULL || ckey == NULL || (spub = fx_public(skey, NULL)) == NULL)
+    if (skey == NULL || (spub = fx_public(skey, NULL)) == NULL
+        || !fx_token_pki(&fx, "conc root", "server.example.com", AE_ID))
         return -1;
-    ca = fx_issue(ca_key, "conc root", NULL, NULL, ca_key);
-    xs = fx_issue(skey, "server", "DNS:server.example.com", ca, ca_key);
-    xc = fx_issue(ckey, "Cconc", "URI:" AE_ID, ca, ca_key);
-    if (xs == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca) || !fx_write_pem_cert(in_dir("s.pem"), xs)
-        || !fx_write_pem_cert(in_dir("c.pem"), xc))
-        return -1;
-    X509_free(ca);
-    X509_free(xs);
-    X509_free(xc);
-    EVP_PKEY_free(ca_key);
-    EVP_PKEY_free(ckey);
     /* two equivalent policies for each side, written differently */
-    snprintf(body, sizeof(body), "local-id /CSE-1\ncert s.pem\nkey %s\nanchor R ca.pem\npeer " AE_ID " uri:" AE_ID " R\n",
-             fx.ecref);
-    if (!ft_write_file(in_dir("srv-a.policy"), body))
+    if (!pki_writef(fx.dir, "srv-a.policy", "local-id /CSE-1\ncert s.pem\nkey %s\nanchor R ca.pem\npeer " AE_ID
+                    " uri:" AE_ID " R\n", fx.ecref)
+        || !pki_writef(fx.dir, "srv-b.policy", "anchor R ca.pem\npeer " AE_ID " uri:" AE_ID
+                       " R\npeer /CSE-9 dns:unused.example.com R\nkey %s\ncert s.pem\nlocal-id /CSE-1\n", fx.ecref)
+        || !pki_writef(fx.dir, "cli-a.policy", "local-id " AE_ID "\ncert c.pem\nkey " FX_EC2_URI
+                       "\nanchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n")
+        || !pki_writef(fx.dir, "cli-b.policy", "anchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n"
+                       "peer /CSE-9 dns:unused.example.com R\ncert c.pem\nkey " FX_EC2_URI "\nlocal-id " AE_ID "\n"))
         return -1;
-    snprintf(body, sizeof(body), "anchor R ca.pem\npeer " AE_ID " uri:" AE_ID " R\npeer /CSE-9 dns:unused.example.com R\n"
-             "key %s\ncert s.pem\nlocal-id /CSE-1\n", fx.ecref);
-    if (!ft_write_file(in_dir("srv-b.policy"), body)
-        || !ft_write_file(in_dir("cli-a.policy"), "local-id " AE_ID "\ncert c.pem\nkey " FX_EC2_URI
-                                                  "\nanchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n")
-        || !ft_write_file(in_dir("cli-b.policy"), "anchor R ca.pem\npeer /CSE-1 dns:server.example.com R\n"
-                                                  "peer /CSE-9 dns:unused.example.com R\ncert c.pem\nkey " FX_EC2_URI
-                                                  "\nlocal-id " AE_ID "\n"))
-        return -1;
-    srv_pol[0] = m2mtls_policy_load(in_dir("srv-a.policy"));
-    srv_pol[1] = m2mtls_policy_load(in_dir("srv-b.policy"));
-    cli_pol[0] = m2mtls_policy_load(in_dir("cli-a.policy"));
-    cli_pol[1] = m2mtls_policy_load(in_dir("cli-b.policy"));
+    srv_pol[0] = load("srv-a.policy");
+    srv_pol[1] = load("srv-b.policy");
+    cli_pol[0] = load("cli-a.policy");
+    cli_pol[1] = load("cli-b.policy");
     if (!srv_pol[0] || !srv_pol[1] || !cli_pol[0] || !cli_pol[1])
         return -1;
     sctx = SSL_CTX_new(TLS_server_method());
@@ -138,58 +108,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void *server_main(void *v)
-{
-    int lfd = *(int *)v;
-    while (!atomic_load(&stop)) {
-        hs_side s;
-        int r = hs_server_conn(sctx, lfd, 0, 50, 0, &s);
-        if (r < 0) {
-            record_failure("server socket", &s);
-            hs_side_clear(&s);
-            break;
-        }
-        if (r == 1) {
-            atomic_fetch_add(&server_conns, 1);
-            if (!s.ok || s.peer_id == NULL || strcmp(s.peer_id, AE_ID) != 0)
-                record_failure("server", &s);
-        }
-        hs_side_clear(&s);
-    }
-    return NULL;
-}
-
-static void *client_main(void *v)
-{
-    int port = *(int *)v;
-    SSL_SESSION *sess = NULL;
-    for (int i = 0; i < ROUNDS || atomic_load(&swaps) < MIN_SWAPS; i++) {
-        hs_side c;
-        hs_client_conn(cctx, port, 0, "/CSE-1", (i % 2) ? sess : NULL, 0, &c);
-        atomic_fetch_add(&client_conns, 1);
-        if (c.reused)
-            atomic_fetch_add(&resumed, 1);
-        if (!c.ok || c.peer_id == NULL || strcmp(c.peer_id, "/CSE-1") != 0)
-            record_failure("client", &c);
-        if (c.session != NULL) {
-            SSL_SESSION_free(sess);
-            sess = c.session;
-            c.session = NULL;
-        }
-        hs_side_clear(&c);
-        if (atomic_load(&failures) > 10)
-            break;
-    }
-    SSL_SESSION_free(sess);
-    return NULL;
-}
-
 static void *signer_main(void *v)
 {
-    (void)v;
+    hs_load *l = v;
     while (!atomic_load(&stop)) {
         if (!fx_sign_verify(NULL, skey, NULL, spub, "SHA256", NULL))
-            record_failure("direct signature", NULL);
+            hs_load_failure(l, "direct signature", NULL);
         atomic_fetch_add(&signatures, 1);
     }
     return NULL;
@@ -198,23 +122,22 @@ static void *signer_main(void *v)
 static void test_swap_sign_faults(void **state)
 {
     static const char *const rvs[] = { "CKR_SESSION_HANDLE_INVALID", "CKR_USER_NOT_LOGGED_IN", "CKR_DEVICE_ERROR" };
-    pthread_t st[CLIENTS], ct[CLIENTS], sg;
-    int lfd[CLIENTS], port[CLIENTS], n = 0;
+    /* every connection labelled on both ends, resumed or not */
+    hs_load l = { .o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-1" }, .server_peer_id = AE_ID,
+                  .clients = CLIENTS, .rounds = ROUNDS, .max_failures = 10 };
+    pthread_t sg;
+    int n = 0;
     struct timespec pause = { 0, 5 * 1000 * 1000 };
     char rule[128];
 
-    for (int i = 0; i < CLIENTS; i++) {
-        assert_true((lfd[i] = hs_listen(0, &port[i])) >= 0);
-        assert_int_equal(pthread_create(&st[i], NULL, server_main, &lfd[i]), 0);
-    }
-    assert_int_equal(pthread_create(&sg, NULL, signer_main, NULL), 0);
-    for (int i = 0; i < CLIENTS; i++)
-        assert_int_equal(pthread_create(&ct[i], NULL, client_main, &port[i]), 0);
-    while (atomic_load(&client_conns) < CLIENTS * ROUNDS || n < MIN_SWAPS) {
+    assert_true(hs_load_start(&l));
+    assert_int_equal(pthread_create(&sg, NULL, signer_main, &l), 0);
+    while (atomic_load(&l.client_conns) < CLIENTS * ROUNDS || n < MIN_SWAPS) {
         int k = (n + 1) % 2;
         assert_int_equal(m2mtls_ctx_set_policy(sctx, srv_pol[k]), 1);
         assert_int_equal(m2mtls_ctx_set_policy(cctx, cli_pol[k]), 1);
-        atomic_store(&swaps, ++n);
+        if (++n >= MIN_SWAPS)
+            atomic_store(&l.more, 0);
         /* A transient fault now and then (the sequence number makes each rule
          * new): every 20th swap, 9 in all, so that one signature meets at
          * most one or two of them; three in a row would exhaust its retries
@@ -224,20 +147,15 @@ static void test_swap_sign_faults(void **state)
             assert_true(ft_faults(faults, rule));
         }
         nanosleep(&pause, NULL);
-        if (atomic_load(&failures) > 10)
+        if (atomic_load(&l.failures) > 10)
             break;
     }
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(ct[i], NULL);
+    hs_load_wait(&l);
     atomic_store(&stop, 1);
     pthread_join(sg, NULL);
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(st[i], NULL);
-        close(lfd[i]);
-    }
     assert_true(ft_faults(faults, ""));
     fprintf(stderr, "  swaps %d, client connections %d (resumed %d), server connections %d, direct signatures %d\n",
-            n, atomic_load(&client_conns), atomic_load(&resumed), atomic_load(&server_conns),
+            n, atomic_load(&l.client_conns), atomic_load(&l.resumed), atomic_load(&l.server_conns),
             atomic_load(&signatures));
     {
         unsigned long calls, inj;
@@ -245,10 +163,10 @@ static void test_swap_sign_faults(void **state)
         fprintf(stderr, "  C_Sign calls %lu, faults injected and recovered %lu\n", calls, inj);
         assert_true(inj >= 2);
     }
-    if (atomic_load(&failures) != 0)
-        fail_msg("%d failures; first: %s", atomic_load(&failures), first_failure);
+    if (atomic_load(&l.failures) != 0)
+        fail_msg("%d failures; first: %s", atomic_load(&l.failures), l.first_failure);
     assert_true(n >= MIN_SWAPS);
-    assert_int_equal(atomic_load(&server_conns), atomic_load(&client_conns));
+    assert_int_equal(atomic_load(&l.server_conns), atomic_load(&l.client_conns));
 }
 
 int main(void)

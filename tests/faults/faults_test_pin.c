@@ -29,24 +29,16 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <m2mtls/policy.h>
 
 #include "faults_util.h"
+#include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 #define AE_ID "//sp.example.com/CSE-1234/Cpin"
 static fx_t fx;
 static char faults[PATH_MAX + 16], counts[PATH_MAX + 16];
 static const char *mode;
-
-static char *in_dir(const char *name)
-{
-    static char buf[4][PATH_MAX + 64];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", fx.dir, name);
-    return buf[i];
-}
 
 static unsigned long logins(void)
 {
@@ -55,21 +47,10 @@ static unsigned long logins(void)
     return c;
 }
 
-static SSL_CTX *make_ctx(const char *policy_path, int server)
+/* A context of POLICY (server or client), NULL when it cannot be made. */
+static SSL_CTX *make_ctx(const char *policy, int server)
 {
-    m2mtls_policy *p = m2mtls_policy_load(policy_path);
-    SSL_CTX *c = NULL;
-
-    if (p == NULL)
-        return NULL;
-    c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (c == NULL || m2mtls_ctx_apply_ts0003_profile(c) != 1 || m2mtls_ctx_use_credential(c, p) != 1
-        || m2mtls_ctx_install(c, p) != 1) {
-        SSL_CTX_free(c);
-        c = NULL;
-    }
-    m2mtls_policy_free(p);
-    return c;
+    return hs_ctx_for(server, 0, 0, fx.dir, policy);
 }
 
 static EVP_PKEY *read_ref(const char *path)
@@ -82,14 +63,14 @@ static EVP_PKEY *read_ref(const char *path)
 
 static int setup(void **state)
 {
-    char conf[PATH_MAX + 16], body[PATH_MAX * 2 + 512];
-    EVP_PKEY *ca_key, *kc;
-    X509 *ca, *xs = NULL, *xc;
-    FILE *fp;
+    char conf[PATH_MAX + 16];
+    pki_cert ca, xs = { 0 }, xc;
+    pki_san s_s[] = { { PKI_SAN_DNS, "s.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_c[] = { { PKI_SAN_URI, AE_ID, 0 }, { 0, 0, 0 } };
 
     if (!fx_setup(&fx, FX_KEY_EC | FX_KEY_EC2))
         return -1;
-    if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf))
+    if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf) || !pki_root("pin root", &ca))
         return -1;
     /* the server certificate needs the token's public key: read it with the
      * plain SoftHSM configuration, in a library context of its own */
@@ -98,32 +79,24 @@ static int setup(void **state)
         EVP_PKEY *ks = lc != NULL ? fx_load(lc, FX_EC_URI) : NULL;
         EVP_PKEY *pub = ks != NULL ? fx_public(ks, NULL) : NULL;
 
-        ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        ca = fx_issue(ca_key, "pin root", NULL, NULL, ca_key);
-        if (pub != NULL)
-            xs = fx_issue(pub, "s", "DNS:s.example.com", ca, ca_key);
+        if (pub != NULL && !pki_leaf_key(&ca, "s", s_s, pub, &xs))
+            xs.cert = NULL;
         EVP_PKEY_free(pub);
         EVP_PKEY_free(ks);
         fx_libctx_free(lc);
     }
-    xc = fx_issue(kc, "Cpin", "URI:" AE_ID, ca, ca_key);
-    if (xs == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca) || !fx_write_pem_cert(in_dir("s.pem"), xs)
-        || !fx_write_pem_cert(in_dir("c.pem"), xc) || (fp = fopen(in_dir("c.key"), "w")) == NULL)
+    if (xs.cert == NULL || !pki_leaf(&ca, "Cpin", s_c, &xc) || !pki_write_cert(fx.dir, "ca.pem", ca.cert)
+        || !pki_write_cert(fx.dir, "s.pem", xs.cert) || !pki_write_cert(fx.dir, "c.pem", xc.cert)
+        || !pki_write_key(fx.dir, "c.key", xc.key))
         return -1;
-    PEM_write_PrivateKey(fp, kc, NULL, NULL, 0, NULL, NULL);
-    fclose(fp);
-    snprintf(body, sizeof(body), "local-id /CSE-S\ncert s.pem\nkey %s\nanchor root ca.pem\npeer " AE_ID " uri:" AE_ID
-             " root\n", fx.ecref);
-    if (!ft_write_file(in_dir("s.policy"), body)
-        || !ft_write_file(in_dir("c.policy"), "local-id " AE_ID "\ncert c.pem\nkey c.key\nanchor root ca.pem\n"
-                                              "peer /CSE-S dns:s.example.com root\n"))
+    if (!pki_writef(fx.dir, "s.policy", "local-id /CSE-S\ncert s.pem\nkey %s\nanchor root ca.pem\npeer " AE_ID
+                    " uri:" AE_ID " root\n", fx.ecref)
+        || !pki_writef(fx.dir, "c.policy", "local-id " AE_ID "\ncert c.pem\nkey c.key\nanchor root ca.pem\n"
+                       "peer /CSE-S dns:s.example.com root\n"))
         return -1;
-    X509_free(ca);
-    X509_free(xs);
-    X509_free(xc);
-    EVP_PKEY_free(ca_key);
-    EVP_PKEY_free(kc);
+    pki_cert_free(&ca);
+    pki_cert_free(&xs);
+    pki_cert_free(&xc);
     /* from here on the provider (default library context) uses the fault module */
     if (!ft_faults(faults, strcmp(mode, "initial") == 0 ? "C_Login CKR_PIN_INCORRECT\n" : "")
         || !OSSL_LIB_CTX_load_config(NULL, conf))
@@ -146,7 +119,7 @@ static void test_initial(void **state)
         assert_true(fx_errors_contain("CKR_PIN_INCORRECT"));
         assert_null(read_ref(fx.ecref));
         assert_true(fx_errors_contain("CKR_PIN_INCORRECT"));
-        assert_null(make_ctx(in_dir("s.policy"), 1));
+        assert_null(make_ctx("s.policy", 1));
         ERR_clear_error();
     }
     fprintf(stderr, "  C_Login calls: %lu\n", logins());
@@ -158,37 +131,49 @@ static void test_initial(void **state)
     assert_int_equal(logins(), 1);
 }
 
+/* One connection of client C to server S: 1 when the client completed it
+ * labelled /CSE-S; the server's side in *SRV (the caller clears it). */
+static int connect_to(SSL_CTX *s, SSL_CTX *c, hs_side *srv)
+{
+    hs_opts o = { .server_ctx = s, .client_ctx = c, .peer = "/CSE-S" };
+    hs_side cl;
+    int ok = hs_run(&o, srv, &cl) && cl.ok && cl.peer_id != NULL && strcmp(cl.peer_id, "/CSE-S") == 0;
+    hs_side_clear(&cl);
+    return ok;
+}
+
 static void test_later(void **state)
 {
-    SSL_CTX *s = make_ctx(in_dir("s.policy"), 1), *c = make_ctx(in_dir("c.policy"), 0);
-    ft_server srv;
-    ft_result r;
+    SSL_CTX *s = make_ctx("s.policy", 1), *c = make_ctx("c.policy", 0);
+    hs_side r;
 
     assert_non_null(s);
     assert_non_null(c);
-    assert_true(ft_server_start(&srv, s));
-    assert_true(ft_connect(&srv, c, "/CSE-S", &r));
+    assert_true(connect_to(s, c, &r));
+    hs_side_clear(&r);
     assert_int_equal(logins(), 1);
     /* the token logs us out and refuses the PIN from now on */
     assert_true(ft_faults(faults, "C_Sign CKR_USER_NOT_LOGGED_IN count=1\nC_Login CKR_PIN_INCORRECT\n"));
-    assert_false(ft_connect(&srv, c, "/CSE-S", &r));
+    assert_false(connect_to(s, c, &r));
     fprintf(stderr, "  refused; server error queue: %s\n", r.errors);
     assert_non_null(strstr(r.errors, "C_Login: CKR_PIN_INCORRECT"));
+    hs_side_clear(&r);
     assert_int_equal(logins(), 2);
     for (int i = 0; i < 3; i++) {
-        assert_false(ft_connect(&srv, c, "/CSE-S", &r));
+        assert_false(connect_to(s, c, &r));
         assert_non_null(strstr(r.errors, "CKR_PIN_INCORRECT"));
+        hs_side_clear(&r);
         assert_null(fx_load(NULL, FX_EC2_URI));
         ERR_clear_error();
     }
     assert_int_equal(logins(), 2);
     assert_true(ft_faults(faults, ""));
-    assert_false(ft_connect(&srv, c, "/CSE-S", &r));
+    assert_false(connect_to(s, c, &r));
+    hs_side_clear(&r);
     assert_null(read_ref(fx.ecref));
     ERR_clear_error();
     fprintf(stderr, "  C_Login calls: %lu\n", logins());
     assert_int_equal(logins(), 2);
-    ft_server_stop(&srv);
     SSL_CTX_free(s);
     SSL_CTX_free(c);
 }

@@ -25,54 +25,25 @@
 #include <cmocka.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <m2mtls/policy.h>
 
 #include "faults_util.h"
+#include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 #define AE_ID "//sp.example.com/CSE-1234/Cfaults"
 static fx_t fx;
 static char faults[PATH_MAX + 16], counts[PATH_MAX + 16];
-static SSL_CTX *srv_a, *srv_b, *cli;
-static ft_server A, B;
-
-static char *in_dir(const char *name)
-{
-    static char buf[4][PATH_MAX + 64];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", fx.dir, name);
-    return buf[i];
-}
-
-static SSL_CTX *make_ctx(const char *policy_path, int server)
-{
-    m2mtls_policy *p = m2mtls_policy_load(policy_path);
-    SSL_CTX *c;
-
-    if (p == NULL) {
-        fprintf(stderr, "%s\n", m2mtls_last_error());
-        return NULL;
-    }
-    c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (c == NULL || m2mtls_ctx_apply_ts0003_profile(c) != 1 || m2mtls_ctx_use_credential(c, p) != 1
-        || m2mtls_ctx_install(c, p) != 1) {
-        fprintf(stderr, "context for %s: %s\n", policy_path, m2mtls_last_error());
-        ERR_print_errors_fp(stderr);
-        SSL_CTX_free(c);
-        c = NULL;
-    }
-    m2mtls_policy_free(p);
-    return c;
-}
+static SSL_CTX *srv_a, *srv_b, *cli; /* the servers A and B, and the client */
 
 static int setup(void **state)
 {
-    char conf[PATH_MAX + 16], body[PATH_MAX * 2 + 512];
-    EVP_PKEY *ca_key, *ka, *kb, *kc;
-    X509 *ca, *ca_cert, *xa, *xb, *xc;
-    FILE *fp;
+    char conf[PATH_MAX + 16];
+    EVP_PKEY *ka, *kb;
+    pki_cert ca, xa, xb, xc;
+    pki_san s_a[] = { { PKI_SAN_DNS, "a.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_b[] = { { PKI_SAN_DNS, "b.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_c[] = { { PKI_SAN_URI, AE_ID, 0 }, { 0, 0, 0 } };
 
     if (!fx_setup(&fx, FX_KEY_EC))
         return -1;
@@ -85,55 +56,38 @@ static int setup(void **state)
     if (!ft_use_fault_module(fx.dir, fx.pinfile, FAULT_MODULE, faults, counts, conf)
         || !OSSL_LIB_CTX_load_config(NULL, conf))
         return -1;
-    ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     ka = fx_load(NULL, FX_EC_URI);
     kb = fx_load(NULL, "pkcs11:token=m2p2;object=ec;type=private");
-    if (ca_key == NULL || kc == NULL || ka == NULL || kb == NULL)
+    if (ka == NULL || kb == NULL || !pki_root("faults root", &ca) || !pki_leaf_key(&ca, "a", s_a, ka, &xa)
+        || !pki_leaf_key(&ca, "b", s_b, kb, &xb) || !pki_leaf(&ca, "Cfaults", s_c, &xc))
         return -1;
-    ca = fx_issue(ca_key, "faults root", NULL, NULL, ca_key);
-    ca_cert = ca;
-    xa = fx_issue(ka, "a", "DNS:a.example.com", ca, ca_key);
-    xb = fx_issue(kb, "b", "DNS:b.example.com", ca, ca_key);
-    xc = fx_issue(kc, "Cfaults", "URI:" AE_ID, ca, ca_key);
-    if (xa == NULL || xb == NULL || xc == NULL || !fx_write_pem_cert(in_dir("ca.pem"), ca_cert)
-        || !fx_write_pem_cert(in_dir("a.pem"), xa) || !fx_write_pem_cert(in_dir("b.pem"), xb)
-        || !fx_write_pem_cert(in_dir("c.pem"), xc) || (fp = fopen(in_dir("c.key"), "w")) == NULL)
+    if (!pki_write_cert(fx.dir, "ca.pem", ca.cert) || !pki_write_cert(fx.dir, "a.pem", xa.cert)
+        || !pki_write_cert(fx.dir, "b.pem", xb.cert) || !pki_write_cert(fx.dir, "c.pem", xc.cert)
+        || !pki_write_key(fx.dir, "c.key", xc.key))
         return -1;
-    PEM_write_PrivateKey(fp, kc, NULL, NULL, 0, NULL, NULL);
-    fclose(fp);
-    snprintf(body, sizeof(body), "local-id /CSE-A\ncert a.pem\nkey %s\nanchor root ca.pem\npeer " AE_ID " uri:" AE_ID
-             " root\n", fx.ecref);
-    if (!ft_write_file(in_dir("a.policy"), body))
+    if (!pki_writef(fx.dir, "a.policy", "local-id /CSE-A\ncert a.pem\nkey %s\nanchor root ca.pem\npeer " AE_ID
+                    " uri:" AE_ID " root\n", fx.ecref)
+        || !pki_writef(fx.dir, "b.policy", "local-id /CSE-B\ncert b.pem\nkey pkcs11:token=m2p2;object=ec;type=private\n"
+                       "anchor root ca.pem\npeer " AE_ID " uri:" AE_ID " root\n")
+        || !pki_writef(fx.dir, "c.policy", "local-id " AE_ID "\ncert c.pem\nkey c.key\nanchor root ca.pem\n"
+                       "peer /CSE-A dns:a.example.com root\npeer /CSE-B dns:b.example.com root\n"))
         return -1;
-    snprintf(body, sizeof(body), "local-id /CSE-B\ncert b.pem\nkey pkcs11:token=m2p2;object=ec;type=private\n"
-             "anchor root ca.pem\npeer " AE_ID " uri:" AE_ID " root\n");
-    if (!ft_write_file(in_dir("b.policy"), body))
-        return -1;
-    snprintf(body, sizeof(body), "local-id " AE_ID "\ncert c.pem\nkey c.key\nanchor root ca.pem\n"
-             "peer /CSE-A dns:a.example.com root\npeer /CSE-B dns:b.example.com root\n");
-    if (!ft_write_file(in_dir("c.policy"), body))
-        return -1;
-    X509_free(ca);
-    X509_free(xa);
-    X509_free(xb);
-    X509_free(xc);
-    EVP_PKEY_free(ca_key);
+    pki_cert_free(&ca);
+    pki_cert_free(&xa);
+    pki_cert_free(&xb);
+    pki_cert_free(&xc);
     EVP_PKEY_free(ka);
     EVP_PKEY_free(kb);
-    EVP_PKEY_free(kc);
-    if ((srv_a = make_ctx(in_dir("a.policy"), 1)) == NULL || (srv_b = make_ctx(in_dir("b.policy"), 1)) == NULL
-        || (cli = make_ctx(in_dir("c.policy"), 0)) == NULL)
+    if ((srv_a = hs_ctx_for(1, 0, 0, fx.dir, "a.policy")) == NULL || (srv_b = hs_ctx_for(1, 0, 0, fx.dir, "b.policy")) == NULL
+        || (cli = hs_ctx_for(0, 0, 0, fx.dir, "c.policy")) == NULL) {
+        ERR_print_errors_fp(stderr);
         return -1;
-    if (!ft_server_start(&A, srv_a) || !ft_server_start(&B, srv_b))
-        return -1;
+    }
     return 0;
 }
 
 static int teardown(void **state)
 {
-    ft_server_stop(&A);
-    ft_server_stop(&B);
     SSL_CTX_free(srv_a);
     SSL_CTX_free(srv_b);
     SSL_CTX_free(cli);
@@ -148,32 +102,46 @@ static unsigned long injected(const char *fn)
     return i;
 }
 
-static void expect_ok(ft_server *s, const char *peer)
+/* One connection of the client to SERVER (A or B) for association PEER: 1 when
+ * the client completed it with PEER's label; the server's side in *SRV (the
+ * caller clears it). */
+static int connect_to(SSL_CTX *server, const char *peer, hs_side *srv)
 {
-    ft_result r;
-    int ok = ft_connect(s, cli, peer, &r);
+    hs_opts o = { .server_ctx = server, .client_ctx = cli, .peer = peer };
+    hs_side c;
+    int ok = hs_run(&o, srv, &c) && c.ok && c.peer_id != NULL && strcmp(c.peer_id, peer) == 0;
+    hs_side_clear(&c);
+    return ok;
+}
+
+static void expect_ok(SSL_CTX *server, const char *peer)
+{
+    hs_side r;
+    int ok = connect_to(server, peer, &r);
     if (!ok || !r.ok)
         fprintf(stderr, "handshake with %s failed; server: %s\n", peer, r.errors);
     assert_true(ok);
     assert_true(r.ok);
-    assert_string_equal(r.peer, AE_ID);
+    assert_string_equal(r.peer_id ? r.peer_id : "", AE_ID);
+    hs_side_clear(&r);
 }
 
-static void expect_fail(ft_server *s, const char *peer, const char *fn, const char *ckr)
+static void expect_fail(SSL_CTX *server, const char *peer, const char *fn, const char *ckr)
 {
-    ft_result r;
-    assert_false(ft_connect(s, cli, peer, &r));
+    hs_side r;
+    assert_false(connect_to(server, peer, &r));
     assert_false(r.ok);
     fprintf(stderr, "  refused as expected; server error queue: %s\n", r.errors);
     assert_non_null(strstr(r.errors, fn));
     assert_non_null(strstr(r.errors, ckr));
+    hs_side_clear(&r);
 }
 
 static void test_baseline(void **state)
 {
     assert_true(ft_faults(faults, ""));
-    expect_ok(&A, "/CSE-A");
-    expect_ok(&B, "/CSE-B");
+    expect_ok(srv_a, "/CSE-A");
+    expect_ok(srv_b, "/CSE-B");
 }
 
 static void test_transient(void **state)
@@ -190,9 +158,9 @@ static void test_transient(void **state)
                 snprintf(rule, sizeof(rule), "%s %s count=%d token=m2p\n", fns[f], rvs[r], n);
                 fprintf(stderr, "  fault: %s", rule);
                 assert_true(ft_faults(faults, rule));
-                expect_ok(&A, "/CSE-A");
+                expect_ok(srv_a, "/CSE-A");
                 assert_int_equal(injected(fns[f]), before + (unsigned long)n);
-                expect_ok(&A, "/CSE-A");
+                expect_ok(srv_a, "/CSE-A");
             }
         }
     }
@@ -206,16 +174,16 @@ static void test_transient_after(void **state)
     /* the 4th C_SignInit of token m2p fails once: during the 4th handshake */
     assert_true(ft_faults(faults, "C_SignInit CKR_SESSION_HANDLE_INVALID after=3 count=1 token=m2p\n"));
     for (int i = 0; i < 6; i++)
-        expect_ok(&A, "/CSE-A");
+        expect_ok(srv_a, "/CSE-A");
     assert_int_equal(injected("C_SignInit"), before + 1);
     /* the device goes away during the recovery too: the provider restarts the module */
     before = injected("C_OpenSession");
     assert_true(ft_faults(faults, "C_Sign CKR_DEVICE_REMOVED count=1 token=m2p\n"
                                   "C_OpenSession CKR_DEVICE_REMOVED count=1 token=m2p\n"));
-    expect_ok(&A, "/CSE-A");
+    expect_ok(srv_a, "/CSE-A");
     assert_int_equal(injected("C_OpenSession"), before + 1);
-    expect_ok(&B, "/CSE-B");   /* the restart ended B's sessions too: recovered */
-    expect_ok(&A, "/CSE-A");
+    expect_ok(srv_b, "/CSE-B");   /* the restart ended B's sessions too: recovered */
+    expect_ok(srv_a, "/CSE-A");
     assert_true(ft_faults(faults, ""));
 }
 
@@ -223,24 +191,24 @@ static void test_permanent(void **state)
 {
     assert_true(ft_faults(faults, "C_Sign CKR_DEVICE_ERROR token=m2p\n"));
     for (int i = 0; i < 2; i++) {
-        expect_fail(&A, "/CSE-A", "C_Sign", "CKR_DEVICE_ERROR");
-        expect_ok(&B, "/CSE-B");     /* the other token is not affected */
+        expect_fail(srv_a, "/CSE-A", "C_Sign", "CKR_DEVICE_ERROR");
+        expect_ok(srv_b, "/CSE-B");     /* the other token is not affected */
     }
     assert_true(ft_faults(faults, ""));
-    expect_ok(&A, "/CSE-A");
-    expect_ok(&B, "/CSE-B");
+    expect_ok(srv_a, "/CSE-A");
+    expect_ok(srv_b, "/CSE-B");
 
     assert_true(ft_faults(faults, "C_SignInit CKR_DEVICE_REMOVED token=m2p\n"));
-    expect_fail(&A, "/CSE-A", "C_SignInit", "CKR_DEVICE_REMOVED");
-    expect_ok(&B, "/CSE-B");
+    expect_fail(srv_a, "/CSE-A", "C_SignInit", "CKR_DEVICE_REMOVED");
+    expect_ok(srv_b, "/CSE-B");
     assert_true(ft_faults(faults, ""));
-    expect_ok(&A, "/CSE-A");
+    expect_ok(srv_a, "/CSE-A");
 
     /* not a recoverable code: that handshake fails, the next one works */
     assert_true(ft_faults(faults, "C_Sign CKR_FUNCTION_FAILED count=1 token=m2p\n"));
-    expect_fail(&A, "/CSE-A", "C_Sign", "CKR_FUNCTION_FAILED");
-    expect_ok(&A, "/CSE-A");
-    expect_ok(&B, "/CSE-B");
+    expect_fail(srv_a, "/CSE-A", "C_Sign", "CKR_FUNCTION_FAILED");
+    expect_ok(srv_a, "/CSE-A");
+    expect_ok(srv_b, "/CSE-B");
     assert_true(ft_faults(faults, ""));
 }
 
@@ -259,14 +227,14 @@ static void test_delay(void **state)
     ft_count(counts, "C_Sign", &c0, &i);
     assert_true(ft_faults(faults, "C_Sign delay_ms=200 token=m2p\n"));
     t = now();
-    expect_ok(&A, "/CSE-A");
+    expect_ok(srv_a, "/CSE-A");
     t = now() - t;
     ft_count(counts, "C_Sign", &c1, &i);
     fprintf(stderr, "  handshake with a 200 ms C_Sign: %.3f s (%lu C_Sign calls)\n", t, c1 - c0);
     assert_true(t >= 0.2);
     assert_true(c1 > c0);
     assert_true(ft_faults(faults, ""));
-    expect_ok(&A, "/CSE-A");
+    expect_ok(srv_a, "/CSE-A");
 }
 
 int main(void)

@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <m2mtls/policy.h>
+#include "hs.h"
 #include "pki.h"
 #include "fuzz.h"
 
@@ -145,7 +146,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* ---- one connection over memory BIOs ------------------------------------------- */
+/* ---- one connection over memory BIOs (hs_mem_run) ------------------------------- */
 
 typedef struct edits {
     const uint8_t *p;
@@ -153,80 +154,17 @@ typedef struct edits {
     unsigned record;   /* client records passed so far */
 } edits;
 
-static SSL *new_ssl(SSL_CTX *ctx, int server_side)
+/* Each client record on its way to the server: the input's edits for it. */
+static void edit_record(unsigned char *rec, size_t len, int dtls, void *arg)
 {
-    SSL *ssl = SSL_new(ctx);
-    BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
-    if (ssl == NULL || in == NULL || out == NULL) {
-        SSL_free(ssl);
-        BIO_free(in);
-        BIO_free(out);
-        return NULL;
+    (void)dtls;
+    edits *e = arg;
+    for (size_t i = 0; i + 4 <= e->n; i += 4) {
+        size_t at = ((size_t)e->p[i + 1] << 8) | e->p[i + 2];
+        if (e->p[i] == e->record && at < len)
+            rec[at] ^= e->p[i + 3];
     }
-    SSL_set_bio(ssl, in, out);
-    if (server_side)
-        SSL_set_accept_state(ssl);
-    else
-        SSL_set_connect_state(ssl);
-    return ssl;
-}
-
-/* Moves the client's records to the server, each edited as the input says. */
-static void client_to_server(SSL *c, SSL *s, edits *e)
-{
-    BIO *from = SSL_get_wbio(c), *to = SSL_get_rbio(s);
-    char *data;
-    long n = BIO_get_mem_data(from, &data);
-    long off = 0;
-    while (off + 5 <= n) {
-        long len = 5 + (((unsigned char)data[off + 3] << 8) | (unsigned char)data[off + 4]);
-        if (off + len > n)
-            len = n - off;
-        unsigned char *rec = (unsigned char *)data + off;
-        for (size_t i = 0; i + 4 <= e->n; i += 4) {
-            size_t at = ((size_t)e->p[i + 1] << 8) | e->p[i + 2];
-            if (e->p[i] == e->record && at < (size_t)len)
-                rec[at] ^= e->p[i + 3];
-        }
-        e->record++;
-        BIO_write(to, rec, (int)len);
-        off += len;
-    }
-    if (off < n)
-        BIO_write(to, data + off, (int)(n - off));
-    (void)BIO_reset(from);
-}
-
-static void server_to_client(SSL *s, SSL *c)
-{
-    char *data;
-    long n = BIO_get_mem_data(SSL_get_wbio(s), &data);
-    if (n > 0)
-        BIO_write(SSL_get_rbio(c), data, (int)n);
-    (void)BIO_reset(SSL_get_wbio(s));
-}
-
-/* Both ends until neither makes progress; then one byte of data each way
- * (TLS 1.3: the server's verdict on the client reaches the client). */
-static void run(SSL *c, SSL *s, edits *e)
-{
-    for (int i = 0; i < 32; i++) {
-        int rc = SSL_do_handshake(c);
-        client_to_server(c, s, e);
-        int rs = SSL_do_handshake(s);
-        server_to_client(s, c);
-        if ((rc == 1 && rs == 1) || (rc <= 0 && SSL_get_error(c, rc) == SSL_ERROR_SSL)
-            || (rs <= 0 && SSL_get_error(s, rs) == SSL_ERROR_SSL))
-            break;
-    }
-    char b;
-    if (SSL_write(c, "x", 1) == 1) {
-        client_to_server(c, s, e);
-        (void)SSL_read(s, &b, 1);
-        server_to_client(s, c);
-        (void)SSL_read(c, &b, 1);
-    }
-    ERR_clear_error();
+    e->record++;
 }
 
 /* The invariant, on the server. A resumed session is the authorized
@@ -246,12 +184,12 @@ static void check(SSL *s, int who)
 
 static SSL_SESSION *good_session(int tls13)
 {
-    SSL *c = new_ssl(client[AUTHORIZED][tls13], 0), *s = new_ssl(server[0], 1);
+    SSL *c = hs_mem_ssl(client[AUTHORIZED][tls13], 0), *s = hs_mem_ssl(server[0], 1);
     SSL_SESSION *sess = NULL;
     edits none = { 0 };
     if (c != NULL && s != NULL) {
         SSL_set_tlsext_host_name(c, "server.example.com"); /* (part of the session id context) */
-        run(c, s, &none);
+        hs_mem_run(c, s, edit_record, &none);
         sess = SSL_get1_session(c);
         (void)SSL_shutdown(c); /* else SSL_free marks the session not resumable */
     }
@@ -268,12 +206,12 @@ static void driven(const uint8_t *data, size_t size)
     int loosen = (data[0] >> 5) & 1;
     edits e = { data + 1, size - 1, 0 };
     SSL_SESSION *sess = resume ? good_session(tls13) : NULL;
-    SSL *c = new_ssl(client[who][tls13], 0), *s = new_ssl(server[loosen], 1);
+    SSL *c = hs_mem_ssl(client[who][tls13], 0), *s = hs_mem_ssl(server[loosen], 1);
     if (c != NULL && s != NULL) {
         SSL_set_tlsext_host_name(c, "server.example.com");
         if (sess != NULL)
             SSL_set_session(c, sess);
-        run(c, s, &e);
+        hs_mem_run(c, s, edit_record, &e);
         check(s, who);
     }
     SSL_free(c);
@@ -283,7 +221,7 @@ static void driven(const uint8_t *data, size_t size)
 
 static void raw(const uint8_t *data, size_t size)
 {
-    SSL *s = new_ssl(server[0], 1);
+    SSL *s = hs_mem_ssl(server[0], 1);
     if (s == NULL)
         return;
     BIO_write(SSL_get_rbio(s), data, (int)size);

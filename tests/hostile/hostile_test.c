@@ -20,10 +20,7 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +28,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +36,7 @@
 #include <openssl/ssl.h>
 #include <m2mtls/policy.h>
 
+#include "hs.h"
 #include "pki.h"
 
 #define AE_ID "//sp.example.com/CSE-1/Chostile"
@@ -63,27 +60,14 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void timeouts(int fd, int secs)
-{
-    struct timeval tv = { secs, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
+/* a blocking TCP connection to 127.0.0.1:P, 10 s timeouts both ways */
 static int tcp_connect(int p)
 {
-    struct sockaddr_in sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons((unsigned short)p);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-        if (fd >= 0)
-            close(fd);
+    int fd = hs_connect(p, 0, NULL);
+    if (fd >= 0 && !hs_set_blocking(fd, 10000)) {
+        close(fd);
         return -1;
     }
-    timeouts(fd, 10);
     return fd;
 }
 
@@ -181,21 +165,11 @@ static double cpu_seconds(void)
 /* A good client is accepted: handshake, one echo. */
 static int good_client(void)
 {
-    int fd = tcp_connect(port), ok = 0;
-    SSL *ssl;
-    if (fd < 0)
-        return 0;
-    ssl = SSL_new(good_ctx);
-    SSL_set_fd(ssl, fd);
-    m2mtls_ssl_set_peer(ssl, "/CSE-S");
-    if (SSL_connect(ssl) == 1) {
-        char buf[8];
-        ok = SSL_write(ssl, "ping", 4) == 4 && SSL_read(ssl, buf, sizeof(buf)) == 4 && memcmp(buf, "ping", 4) == 0;
-        SSL_shutdown(ssl);
-    }
-    ERR_clear_error();
-    SSL_free(ssl);
-    close(fd);
+    hs_opts o = { .client_ctx = good_ctx, .peer = "/CSE-S", .exchange = HS_ECHO };
+    hs_side c;
+    hs_client(&o, port, &c);
+    int ok = c.ok;
+    hs_side_clear(&c);
     return ok;
 }
 
@@ -240,15 +214,35 @@ static int garble_certificates(unsigned char *b, size_t n)
     return done;
 }
 
+typedef struct mangling {
+    mangle m;
+    int    garbled; /* GARBAGE_CERT: certificates were found and overwritten */
+} mangling;
+
+/* The client's flights on their way: cut or garbled as asked. */
+static size_t mangle_flight(int n, unsigned char *buf, size_t len, int *stop, void *arg)
+{
+    mangling *g = arg;
+    if (n == 1 && g->m == CUT_AFTER_HELLO)
+        *stop = 1;
+    if (n == 2 && g->m == GARBAGE_CERT)
+        g->garbled = garble_certificates(buf, len);
+    if (n == 2 && g->m == CUT_MID_CERT) {
+        *stop = 1;
+        return len / 2;
+    }
+    return len;
+}
+
 /* Runs a TLS 1.2 client with leaf/chain/key toward the server, mangling its
  * second flight as asked. Returns 1 when the handshake completed. */
 static int hostile_client(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, mangle m)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl;
-    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
-    int fd = tcp_connect(port), flights = 0, result = 0;
+    int fd = tcp_connect(port), result;
     unsigned char buf[1 << 16];
+    mangling g = { m, 0 };
 
     assert_true(fd >= 0);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -262,48 +256,14 @@ static int hostile_client(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, mang
             SSL_CTX_add_extra_chain_cert(ctx, sk_X509_value(chain, i));
         }
     }
-    ssl = SSL_new(ctx);
-    SSL_set_bio(ssl, rb, wb);
-    for (int rounds = 0; rounds < 50; rounds++) {
-        int r = SSL_connect(ssl);
-        size_t pending = BIO_ctrl_pending(wb);
-        if (pending > 0) {
-            unsigned char *out = malloc(pending);
-            int got = BIO_read(wb, out, (int)pending);
-            size_t len = got > 0 ? (size_t)got : 0;
-            flights++;
-            if (flights == 1 && m == CUT_AFTER_HELLO) {
-                (void)!write(fd, out, len);
-                free(out);
-                break;
-            }
-            if (flights == 2 && m == GARBAGE_CERT)
-                assert_true(garble_certificates(out, len));
-            if (flights == 2 && m == CUT_MID_CERT) {
-                (void)!write(fd, out, len / 2);
-                free(out);
-                break;
-            }
-            if (write(fd, out, len) != (ssize_t)len) {
-                free(out);
-                break;
-            }
-            free(out);
-        }
-        if (r == 1) {
-            result = 1;
-            break;
-        }
-        if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
-            break;
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0)
-            break;
-        BIO_write(rb, buf, (int)n);
-    }
+    ssl = hs_mem_ssl(ctx, 0);
+    assert_non_null(ssl);
+    result = hs_mem_flights(ssl, fd, mangle_flight, &g);
+    if (m == GARBAGE_CERT)
+        assert_true(g.garbled);
     /* the server's answer to the last flight (alert), then close */
     if (m == SEND_ALL || m == GARBAGE_CERT) {
-        timeouts(fd, 5);
+        hs_set_blocking(fd, 5000);
         while (read(fd, buf, sizeof(buf)) > 0)
             ;
     }
@@ -576,11 +536,12 @@ static void test_truncated(void **state)
 static size_t client_hello(unsigned char *out, size_t cap)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl = SSL_new(ctx);
-    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl, rb, wb);
-    (void)SSL_connect(ssl);
-    int n = BIO_read(wb, out, (int)cap);
+    SSL *ssl = hs_mem_ssl(ctx, 0);
+    int n = 0;
+    if (ssl != NULL) {
+        (void)SSL_do_handshake(ssl);
+        n = BIO_read(SSL_get_wbio(ssl), out, (int)cap);
+    }
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     ERR_clear_error();
@@ -663,59 +624,58 @@ typedef struct {
     int lfd, kind;      /* 0 garbage, 1 deep chain, 2 10,000 SANs */
 } evil;
 
-static void *evil_main(void *arg)
+/* garbage instead of a ServerHello */
+static void garbage_server(int lfd)
 {
-    evil *e = arg;
-    int fd = accept(e->lfd, NULL, NULL);
     unsigned char buf[4096];
+    int fd = hs_accept(lfd, 0, HS_TIMEOUT_MS);
     if (fd < 0)
-        return NULL;
-    timeouts(fd, 10);
-    if (e->kind == 0) {
+        return;
+    if (hs_set_blocking(fd, 10000)) {
         (void)!read(fd, buf, sizeof(buf));
         for (size_t i = 0; i < sizeof(buf); i++)
             buf[i] = (unsigned char)(i * 37 + 11);
         (void)!write(fd, buf, sizeof(buf));
-    } else {
-        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-        pki_cert *leaf = e->kind == 1 ? &deep[DEEP] : &srv10k;
-        SSL_CTX_use_certificate(ctx, leaf->cert);
-        SSL_CTX_use_PrivateKey(ctx, leaf->key);
-        if (e->kind == 1)
-            for (int i = DEEP - 1; i >= 0; i--) {
-                X509_up_ref(deep[i].cert);
-                SSL_CTX_add_extra_chain_cert(ctx, deep[i].cert);
-            }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_set_cert_verify_callback(ctx, NULL, NULL);
-        SSL *ssl = SSL_new(ctx);
-        SSL_set_fd(ssl, fd);
-        (void)SSL_accept(ssl);
-        ERR_clear_error();
-        SSL_free(ssl);
-        SSL_CTX_free(ctx);
     }
     close(fd);
+}
+
+static void *evil_main(void *arg)
+{
+    evil *e = arg;
+    if (e->kind == 0) {
+        garbage_server(e->lfd);
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    pki_cert *leaf = e->kind == 1 ? &deep[DEEP] : &srv10k;
+    SSL_CTX_use_certificate(ctx, leaf->cert);
+    SSL_CTX_use_PrivateKey(ctx, leaf->key);
+    if (e->kind == 1)
+        for (int i = DEEP - 1; i >= 0; i--) {
+            X509_up_ref(deep[i].cert);
+            SSL_CTX_add_extra_chain_cert(ctx, deep[i].cert);
+        }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_cert_verify_callback(ctx, NULL, NULL);
+    hs_side s;
+    (void)hs_server_conn(ctx, e->lfd, 0, HS_TIMEOUT_MS, 0, &s);
+    hs_side_clear(&s);
+    SSL_CTX_free(ctx);
     return NULL;
 }
 
 static void evil_server(int kind, const char *label)
 {
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof(sin);
-    evil e = { socket(AF_INET, SOCK_STREAM, 0), kind };
+    int evil_port;
+    evil e = { hs_listen(0, &evil_port), kind };
     pthread_t th;
     char to[64], cmd[9000], out[4200];
     int st;
 
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(e.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(e.lfd, 4), 0);
-    getsockname(e.lfd, (struct sockaddr *)&sin, &sl);
+    assert_true(e.lfd >= 0);
     assert_int_equal(pthread_create(&th, NULL, evil_main, &e), 0);
-    snprintf(to, sizeof(to), "127.0.0.1:%d", ntohs(sin.sin_port));
+    snprintf(to, sizeof(to), "127.0.0.1:%d", evil_port);
     snprintf(out, sizeof(out), "%s/connect.out", dir);
     snprintf(cmd, sizeof(cmd), "'%s' connect --policy '%s/client.policy' --peer /CSE-S --to %s --timeout 5 >'%s' 2>&1",
              m2mtls_bin, dir, to, out);

@@ -17,6 +17,7 @@ for c in openssl nginx mosquitto python3 timeout; do
     command -v "$c" >/dev/null 2>&1 || { echo "FAIL: '$c' not found (Debian packages: openssl nginx mosquitto python3)"; echo "0 passed, 1 failed"; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/m2mtls-preload-XXXXXX") || exit 1
+. "$(dirname "$0")/../servers/lib.sh"   # the test PKI (srv_root, srv_leaf), free ports
 chmod 755 "$T"
 PIDS=""
 cleanup() {
@@ -36,25 +37,15 @@ export OPENSSL_CONF
 cd "$T" || exit 1
 
 # ---- PKI: a CSE root for the server, an AE root for clients, a look-alike ---------------
-gen() { openssl "$@" >/dev/null 2>&1 || { echo "FAIL: openssl $*"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }; }
-EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-root() { gen req -x509 $EC -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" -days 10 \
-           -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign; }
-leaf() { # NAME CN SAN ISSUER
-    gen req -new $EC -keyout "$1.key" -out "$1.csr" -subj "/CN=$2"
-    printf 'subjectAltName=%s\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' "$3" >"$1.ext"
-    gen x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial -days 5 -extfile "$1.ext" -out "$1.pem"
-}
-root cse-root "CSE Root"; root ae-root "AE Root"; root fake-root "AE Root"
-leaf server in-cse "DNS:in-cse.sp.example.com" cse-root
-leaf good Csensor7 "URI://sp.example.com/in-cse/Csensor7" ae-root
-leaf other Cother "URI://sp.example.com/in-cse/Cother" ae-root
-leaf forged Csensor7 "URI://sp.example.com/in-cse/Csensor7" fake-root
+srv_root cse-root "/CN=CSE Root"; srv_root ae-root "/CN=AE Root"; srv_root fake-root "/CN=AE Root"
+srv_leaf server cse-root "DNS:in-cse.sp.example.com" /CN=in-cse
+srv_leaf good ae-root "URI://sp.example.com/in-cse/Csensor7" /CN=Csensor7
+srv_leaf other ae-root "URI://sp.example.com/in-cse/Cother" /CN=Cother
+srv_leaf forged fake-root "URI://sp.example.com/in-cse/Csensor7" /CN=Csensor7
 chmod 644 ./*
 printf 'local-id /in-cse\nanchor ae-root %s/ae-root.pem\npeer //sp.example.com/in-cse/Csensor7 uri://sp.example.com/in-cse/Csensor7 ae-root\n' "$T" >server.policy
 printf 'anchor ae-root %s/ae-root.pem\npeer /x dns:*.example.com ae-root\n' "$T" >broken.policy
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_port() { # PORT: up to 10 s
     i=0
     while [ $i -lt 100 ]; do
@@ -93,7 +84,7 @@ check_server() { # NAME LOG PORT
 }
 
 # ---- openssl s_server -------------------------------------------------------------------
-P=$(port)
+P=$(srv_free_port tcp)
 # -www: s_server answers by itself and never reads its standard input
 LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/server.policy openssl s_server -accept "127.0.0.1:$P" -www \
     -cert server.pem -key server.key -verify 1 </dev/null >s_server.log 2>&1 &
@@ -108,7 +99,7 @@ if grep -qF "m2mtls: policy $T/server.policy loaded: 1 peers" s_server.log; then
 # OpenSSL >= 3.2 allows CCM8 only at security level 0; under the preload the
 # server keeps its level (2 on Debian) and still negotiates that one suite.
 # (The test's client is plain s_client: it lowers its own level to offer it.)
-P=$(port)
+P=$(srv_free_port tcp)
 # (s_server -dtls stops at the end of its input: a FIFO this shell holds open
 # until the exchange is over gives it none)
 mkfifo dtls.in
@@ -124,7 +115,7 @@ if until_log s_dtls.log "m2mtls: accepted client=" && grep -q "peer=//sp.example
 exec 7>&-
 
 # no policy, or a broken one: no TLS at all (fails closed)
-P2=$(port)
+P2=$(srv_free_port tcp)
 LD_PRELOAD=$PRELOAD M2MTLS_POLICY=$T/broken.policy timeout 10 openssl s_server -accept "127.0.0.1:$P2" -www \
     -cert server.pem -key server.key </dev/null >broken.log 2>&1
 if grep -qF "broken.policy:2: certificate name 'dns:*.example.com' contains '*'" broken.log \
@@ -138,7 +129,7 @@ if grep -q "M2MTLS_POLICY is not set" nopolicy.log && ! grep -q "^ACCEPT" nopoli
 # a copy whose "log" is a socket of this test, so what the server sends to
 # syslog can be read (needs root: CI runs as root).
 if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
-    P=$(port)
+    P=$(srv_free_port tcp)
     cat >syslog-recv.py <<'PY'
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -181,7 +172,7 @@ else
 fi
 
 # ---- nginx ----------------------------------------------------------------------------------
-P=$(port)
+P=$(srv_free_port tcp)
 mkdir -p nginx/tmp
 user=""; [ "$(id -u)" -eq 0 ] && user="user root;"
 cat >nginx/nginx.conf <<NGINX
@@ -213,7 +204,7 @@ reply=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -connect "
 if echo "$reply" | grep -q "hello CN=Csensor7"; then ok; else fail "nginx serves the authorized client (got: $reply)"; fi
 
 # ---- mosquitto ------------------------------------------------------------------------------
-P=$(port)
+P=$(srv_free_port tcp)
 muser=""; [ "$(id -u)" -eq 0 ] && muser="user root"
 printf '%s\nper_listener_settings true\nlistener %s 127.0.0.1\ncafile %s/ae-root.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\nrequire_certificate true\nallow_anonymous true\nlog_dest stderr\n' \
     "$muser" "$P" "$T" "$T" "$T" >mosquitto.conf

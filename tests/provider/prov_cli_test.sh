@@ -18,44 +18,19 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-mkdir "$dir/tokens"
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$dir" \
-  > "$dir/softhsm2.conf"
-export SOFTHSM2_CONF=$dir/softhsm2.conf
-"$util" --init-token --free --label cli --pin 1234 --so-pin 5678 >/dev/null
-"$p11tool" --module "$softhsm" --token-label cli --login --pin 1234 --keypairgen \
-  --key-type EC:prime256v1 --id 01 --label ec --usage-sign --sensitive >/dev/null
-"$p11tool" --module "$softhsm" --token-label cli --login --pin 1234 --keypairgen \
-  --key-type rsa:2048 --id 02 --label rsa --usage-sign --sensitive >/dev/null
+# the token, the openssl.cnf files and the key reference: tests/servers/lib.sh
+T=$dir PROVIDER=$module SOFTHSM=$softhsm
+PATH=$(dirname "$util"):$(dirname "$p11tool"):$PATH   # softhsm2-util and pkcs11-tool as CMake found them
+. "$(dirname "$0")/../servers/lib.sh"
+srv_softhsm_init "$dir" cli 1234
+srv_softhsm_keygen cli 1234 EC:prime256v1 01 ec
+srv_softhsm_keygen cli 1234 rsa:2048 02 rsa
 echo 1234 > "$dir/pin"
-
-conf() { # conf FILE ORDER PIN
-  {
-    echo "openssl_conf = openssl_init"
-    echo "[openssl_init]"
-    echo "providers = provider_sect"
-    echo "[provider_sect]"
-    if [ "$2" = first ]; then echo "m2mtls = m2mtls_sect"; echo "default = default_sect";
-    else echo "default = default_sect"; echo "m2mtls = m2mtls_sect"; fi
-    echo "[default_sect]"
-    echo "activate = 1"
-    echo "[m2mtls_sect]"
-    echo "module = $module"
-    echo "pkcs11-module-path = $softhsm"
-    echo "pkcs11-module-token-pin = $3"
-    echo "activate = 1"
-  } > "$1"
-}
-conf "$dir/last.cnf" last "file:$dir/pin"
-conf "$dir/first.cnf" first 1234
-conf "$dir/wrong.cnf" last 0000
-
-# key reference file for the EC key (DER built with asn1parse; '#' needs no escaping in a file)
-printf 'asn1=SEQUENCE:ref\n[ref]\ndesc=VISIBLESTRING:PKCS\\#11 Provider URI v1.0\nuri=UTF8String:pkcs11:token=cli;object=ec;type=private\n' \
-  > "$dir/ref.asn1"
-OPENSSL_CONF=/dev/null "$openssl" asn1parse -genconf "$dir/ref.asn1" -out "$dir/ref.der" -noout
-{ echo "-----BEGIN PKCS#11 PROVIDER URI-----"; base64 -w 64 "$dir/ref.der"; echo "-----END PKCS#11 PROVIDER URI-----"; } > "$dir/ec-ref.pem"
-grep -q 'PKCS#11 Provider URI v1.0' <(OPENSSL_CONF=/dev/null "$openssl" asn1parse -in "$dir/ref.der" -inform DER) \
+srv_cnf "$dir/last.cnf" "file:$dir/pin" last
+srv_cnf "$dir/first.cnf" 1234 first
+srv_cnf "$dir/wrong.cnf" 0000 last
+srv_keyref 'pkcs11:token=cli;object=ec;type=private' "$dir/ec-ref.pem"
+grep -q 'PKCS#11 Provider URI v1.0' <(OPENSSL_CONF=/dev/null "$openssl" asn1parse -in "$dir/ec-ref.pem") \
   || fail "key reference DER"
 
 EC='pkcs11:token=cli;object=ec'

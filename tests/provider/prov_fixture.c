@@ -1,20 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <openssl/x509v3.h>
 #include "pkcs11.h" /* common/ */
 #include "prov_fixture.h"
 #include "keyref.h"   /* common/: the key reference codec */
+#include "pki.h"      /* tests/: the certificate issuer */
 
 #include <dlfcn.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -304,45 +299,24 @@ done:
     return ok;
 }
 
-X509 *fx_self_signed(OSSL_LIB_CTX *ctx, EVP_PKEY *key, const char *cn)
+int fx_token_pki(const fx_t *fx, const char *root_cn, const char *server_dns, const char *client_uri)
 {
-    X509 *x = X509_new_ex(ctx, NULL);
-    X509_NAME *name = X509_NAME_new();
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    int ok = 0;
+    EVP_PKEY *skey = fx_load(NULL, FX_EC_URI), *ckey = fx_load(NULL, FX_EC2_URI);
+    pki_cert ca = { 0 }, xs = { 0 }, xc = { 0 };
+    pki_san s_s[] = { { PKI_SAN_DNS, server_dns, 0 }, { 0, 0, 0 } };
+    pki_san s_c[] = { { PKI_SAN_URI, client_uri, 0 }, { 0, 0, 0 } };
+    int ok = skey != NULL && ckey != NULL && pki_root(root_cn, &ca) && pki_leaf_key(&ca, "server", s_s, skey, &xs)
+             && pki_leaf_key(&ca, "client", s_c, ckey, &xc) && pki_write_cert(fx->dir, "ca.pem", ca.cert)
+             && pki_write_cert(fx->dir, "s.pem", xs.cert) && pki_write_cert(fx->dir, "c.pem", xc.cert);
 
-    if (x == NULL || name == NULL || mctx == NULL)
-        goto done;
-    if (!X509_set_version(x, X509_VERSION_3) || !ASN1_INTEGER_set(X509_get_serialNumber(x), 1)
-        || !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0)
-        || !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name)
-        || X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL
-        || X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL || !X509_set_pubkey(x, key))
-        goto done;
-    if (EVP_DigestSignInit_ex(mctx, NULL, "SHA256", ctx, NULL, key, NULL) != 1
-        || X509_sign_ctx(x, mctx) <= 0)
-        goto done;
-    ok = 1;
-done:
-    if (!ok) {
-        ERR_print_errors_fp(stderr);
-        X509_free(x);
-        x = NULL;
-    }
-    X509_NAME_free(name);
-    EVP_MD_CTX_free(mctx);
-    return x;
-}
-
-int fx_write_pem_cert(const char *path, X509 *x)
-{
-    FILE *fp = fopen(path, "w");
-    int ok;
-
-    if (fp == NULL)
-        return 0;
-    ok = PEM_write_X509(fp, x);
-    return fclose(fp) == 0 && ok;
+    if (!ok)
+        fprintf(stderr, "fixture: the certificates of the token's keys\n");
+    pki_cert_free(&ca);
+    pki_cert_free(&xs);
+    pki_cert_free(&xc);
+    EVP_PKEY_free(skey);
+    EVP_PKEY_free(ckey);
+    return ok;
 }
 
 int fx_errors_contain(const char *needle)
@@ -359,181 +333,4 @@ int fx_errors_contain(const char *needle)
             found = 1;
     }
     return found;
-}
-
-/* ---- TLS over loopback -------------------------------------------------------- */
-
-typedef struct {
-    fx_tls *t;
-    int lfd;
-    int ok;
-    char err[256];
-    char sigalg[64];
-} srv_arg;
-
-static void err_to(char *buf, size_t n, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char eb[200];
-
-    ERR_error_string_n(e, eb, sizeof(eb));
-    snprintf(buf, n, "%s: %s", what, e ? eb : "no OpenSSL error");
-}
-
-static void *server_main(void *a)
-{
-    srv_arg *sa = a;
-    int fd = accept(sa->lfd, NULL, NULL);
-    SSL *ssl;
-
-    if (fd < 0) {
-        snprintf(sa->err, sizeof(sa->err), "accept failed");
-        return NULL;
-    }
-    ssl = SSL_new(sa->t->server);
-    SSL_set_fd(ssl, fd);
-    if (sa->t->on_server != NULL)
-        sa->t->on_server(ssl, 0, sa->t->arg);
-    if (SSL_accept(ssl) == 1) {
-        char buf[8];
-        int nid = 0;
-
-        if (sa->t->on_server != NULL)
-            sa->t->on_server(ssl, 1, sa->t->arg);
-
-        sa->ok = SSL_get0_peer_certificate(ssl) != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
-        if (!sa->ok)
-            snprintf(sa->err, sizeof(sa->err), "server: client certificate not verified");
-        if (SSL_get_peer_signature_type_nid(ssl, &nid))
-            snprintf(sa->sigalg, sizeof(sa->sigalg), "%s", OBJ_nid2sn(nid));
-        if (SSL_read(ssl, buf, 1) == 1)
-            SSL_write(ssl, buf, 1);
-        SSL_shutdown(ssl);
-    } else {
-        err_to(sa->err, sizeof(sa->err), "server SSL_accept");
-        ERR_clear_error();
-    }
-    SSL_free(ssl);
-    close(fd);
-    return NULL;
-}
-
-int fx_tls_handshake(fx_tls *t)
-{
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof(sin);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), fd = -1, ok = 0;
-    srv_arg sa;
-    pthread_t th;
-    SSL *ssl = NULL;
-
-    memset(&sa, 0, sizeof(sa));
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(lfd, 1) != 0
-        || getsockname(lfd, (struct sockaddr *)&sin, &sl) != 0) {
-        snprintf(t->error, sizeof(t->error), "socket setup failed");
-        if (lfd >= 0)
-            close(lfd);
-        return 0;
-    }
-    SSL_CTX_set_min_proto_version(t->server, t->version);
-    SSL_CTX_set_max_proto_version(t->server, t->version);
-    SSL_CTX_set_min_proto_version(t->client, t->version);
-    SSL_CTX_set_max_proto_version(t->client, t->version);
-    if (t->groups != NULL) {
-        SSL_CTX_set1_groups_list(t->server, t->groups);
-        SSL_CTX_set1_groups_list(t->client, t->groups);
-    }
-    sa.t = t;
-    sa.lfd = lfd;
-    if (pthread_create(&th, NULL, server_main, &sa) != 0) {
-        close(lfd);
-        return 0;
-    }
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
-        ssl = SSL_new(t->client);
-        SSL_set_fd(ssl, fd);
-        if (t->on_client != NULL)
-            t->on_client(ssl, 0, t->arg);
-        if (SSL_connect(ssl) == 1) {
-            char c = 'x';
-
-            if (t->on_client != NULL)
-                t->on_client(ssl, 1, t->arg);
-
-            ok = SSL_get_verify_result(ssl) == X509_V_OK && SSL_write(ssl, &c, 1) == 1
-                && SSL_read(ssl, &c, 1) == 1;
-            if (!ok)
-                snprintf(t->error, sizeof(t->error), "client: verify or data exchange failed");
-            SSL_shutdown(ssl);
-        } else {
-            err_to(t->error, sizeof(t->error), "client SSL_connect");
-        }
-    } else {
-        snprintf(t->error, sizeof(t->error), "connect failed");
-    }
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR);
-    pthread_join(th, NULL);
-    SSL_free(ssl);
-    if (fd >= 0)
-        close(fd);
-    close(lfd);
-    if (!sa.ok) {
-        if (t->error[0] == '\0' || strstr(t->error, "client SSL_connect") != NULL)
-            snprintf(t->error + strlen(t->error), sizeof(t->error) - strlen(t->error), " / %s",
-                     sa.err);
-        ok = 0;
-    }
-    snprintf(t->server_sigalg, sizeof(t->server_sigalg), "%s", sa.sigalg);
-    ERR_clear_error();
-    return ok;
-}
-
-/* A root (CA NULL: self-signed with SUBJECT's key given as CA_KEY) or a leaf
- * with subjectAltName SAN, ECDSA/SHA-256 signed by CA_KEY (which may live in
- * the token). NULL with the OpenSSL errors printed. */
-X509 *fx_issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key)
-{
-    static long serial = 1000;
-    X509 *x = X509_new();
-    X509_NAME *name = X509_NAME_new();
-    X509V3_CTX v3;
-    X509_EXTENSION *ext;
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    int ok;
-
-    X509_set_version(x, X509_VERSION_3);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_subject_name(x, name);
-    X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, subject);
-    X509V3_set_ctx(&v3, ca != NULL ? ca : x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, ca == NULL ? "critical,CA:TRUE" : "critical,CA:FALSE");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
-                              ca == NULL ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    if (san != NULL) {
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-    ok = EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, ca_key) == 1 && X509_sign_ctx(x, m) > 0;
-    EVP_MD_CTX_free(m);
-    X509_NAME_free(name);
-    if (!ok) {
-        ERR_print_errors_fp(stderr);
-        X509_free(x);
-        return NULL;
-    }
-    return x;
 }

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Test fixture for the m2mtls provider: a SoftHSM token per test program, in a
  * mkdtemp directory, keys generated in the token, an openssl.cnf loading the
- * provider, key reference files, TLS over a loopback socket. */
+ * provider, key reference files, signatures checked against the default
+ * provider. Certificates come from tests/pki.h (pki_self_signed, pki_leaf_key),
+ * handshakes from tests/hs.h. */
 #ifndef PROV_FIXTURE_H
 #define PROV_FIXTURE_H
 
 #include <limits.h>
 
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #define FX_PIN "1234"
 #define FX_TOKEN "m2p"
@@ -49,10 +49,11 @@ EVP_PKEY *fx_public(EVP_PKEY *key, OSSL_LIB_CTX *ctx);
 /* Signs with EVP_DigestSign* and verifies with pub; pss: 0 none, else salt mode string. */
 int fx_sign_verify(OSSL_LIB_CTX *ctx, EVP_PKEY *key, OSSL_LIB_CTX *vctx, EVP_PKEY *pub,
                    const char *md, const char *pss_saltlen);
-X509 *fx_self_signed(OSSL_LIB_CTX *ctx, EVP_PKEY *key, const char *cn);
-/* A root (CA NULL) or a leaf with subjectAltName SAN signed by CA_KEY. */
-X509 *fx_issue(EVP_PKEY *subject, const char *cn, const char *san, X509 *ca, EVP_PKEY *ca_key);
-int fx_write_pem_cert(const char *path, X509 *x);
+/* The certificates of a server and a client whose keys are FX_EC_URI and
+ * FX_EC2_URI (the provider loaded in the default library context): in
+ * fx->dir, ca.pem (a new root, CN ROOT_CN), s.pem (dNSName SERVER_DNS) and
+ * c.pem (URI CLIENT_URI), issued by tests/pki.c. 1 ok. */
+int fx_token_pki(const fx_t *fx, const char *root_cn, const char *server_dns, const char *client_uri);
 /* Does the error queue (printed) contain needle? Clears the queue. */
 int fx_errors_contain(const char *needle);
 int fx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -63,19 +64,5 @@ const char *fx_cache_status(EVP_PKEY *key);
  * sees them through the SoftHSM instance the provider loaded: the provider's
  * session copies. -1 on error. */
 long fx_session_keys(void);
-
-/* A TLS handshake over a loopback TCP socket: the server in a thread. */
-typedef struct {
-    SSL_CTX *server, *client;
-    int version;                    /* TLS1_2_VERSION / TLS1_3_VERSION */
-    const char *groups;             /* or NULL */
-    /* optional hooks: phase 0 before the handshake, 1 after a successful one */
-    void (*on_server)(SSL *ssl, int phase, void *arg);
-    void (*on_client)(SSL *ssl, int phase, void *arg);
-    void *arg;
-    char server_sigalg[64];         /* out */
-    char error[256];                /* out */
-} fx_tls;
-int fx_tls_handshake(fx_tls *t);
 
 #endif

@@ -14,6 +14,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 static fx_t fx;
@@ -37,9 +39,8 @@ static void check_order(const char *cnf)
 {
     OSSL_LIB_CTX *ctx = fx_libctx(cnf);
     EVP_PKEY *ec, *rsa, *ec_pub, *rsa_pub, *soft, *soft_pub;
-    X509 *cert;
+    pki_cert cert;
     SSL_CTX *s, *c;
-    fx_tls t;
     int v;
 
     assert_non_null(ctx);
@@ -91,30 +92,36 @@ static void check_order(const char *cnf)
     }
 
     /* TLS with P-256 ECDHE, the server key a reference file */
-    assert_non_null(cert = fx_self_signed(ctx, ec, "order.m2p.example"));
+    assert_true(pki_self_signed(ctx, ec, "order.m2p.example", &cert));
     for (v = 0; v < 2; v++) {
+        hs_side sv, cl;
+        int ok;
+
         s = SSL_CTX_new_ex(ctx, NULL, TLS_server_method());
         c = SSL_CTX_new_ex(ctx, NULL, TLS_client_method());
-        assert_int_equal(SSL_CTX_use_certificate(s, cert), 1);
+        assert_int_equal(SSL_CTX_use_certificate(s, cert.cert), 1);
         assert_int_equal(SSL_CTX_use_PrivateKey_file(s, fx.ecref, SSL_FILETYPE_PEM), 1);
-        assert_int_equal(SSL_CTX_use_certificate(c, cert), 1);
+        assert_int_equal(SSL_CTX_use_certificate(c, cert.cert), 1);
         assert_int_equal(SSL_CTX_use_PrivateKey(c, ec), 1);
-        X509_STORE_add_cert(SSL_CTX_get_cert_store(s), cert);
-        X509_STORE_add_cert(SSL_CTX_get_cert_store(c), cert);
+        X509_STORE_add_cert(SSL_CTX_get_cert_store(s), cert.cert);
+        X509_STORE_add_cert(SSL_CTX_get_cert_store(c), cert.cert);
         SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-        memset(&t, 0, sizeof(t));
-        t.server = s;
-        t.client = c;
-        t.version = v == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
-        t.groups = "P-256";
-        if (!fx_tls_handshake(&t))
-            fprintf(stderr, "handshake (%s) failed: %s\n", v == 0 ? "1.2" : "1.3", t.error);
-        assert_string_equal(t.error, "");
+        hs_opts o = { .server_ctx = s, .client_ctx = c, .version = v == 0 ? TLS1_2_VERSION : TLS1_3_VERSION,
+                      .groups = "P-256" };
+        /* both verified their peer and exchanged data */
+        ok = hs_run(&o, &sv, &cl) && sv.ok && cl.ok && sv.peer_cert && sv.verify_result == X509_V_OK
+             && cl.verify_result == X509_V_OK;
+        if (!ok)
+            fprintf(stderr, "handshake (%s) failed: client %s / server %s\n", v == 0 ? "1.2" : "1.3", cl.errors,
+                    sv.errors);
+        hs_side_clear(&sv);
+        hs_side_clear(&cl);
+        assert_true(ok);
         SSL_CTX_free(s);
         SSL_CTX_free(c);
     }
-    X509_free(cert);
+    pki_cert_free(&cert);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(ec_pub);

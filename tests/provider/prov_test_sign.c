@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "pki.h"
 #include "prov_fixture.h"
 
 static fx_t fx;
@@ -292,15 +293,15 @@ static void test_export_public_only(void **state)
 /* a certificate signed in the token verifies with the default provider */
 static void test_certificate(void **state)
 {
-    X509 *x = fx_self_signed(ctx, ec, "m2p test");
+    pki_cert c;
     EVP_PKEY *pk;
 
-    assert_non_null(x);
-    pk = X509_get0_pubkey(x);
+    assert_true(pki_self_signed(ctx, ec, "m2p test", &c));
+    pk = X509_get0_pubkey(c.cert);
     assert_non_null(pk);
-    assert_int_equal(X509_verify(x, ec_pub), 1);
-    assert_int_equal(X509_check_private_key(x, ec), 1);
-    X509_free(x);
+    assert_int_equal(X509_verify(c.cert, ec_pub), 1);
+    assert_int_equal(X509_check_private_key(c.cert, ec), 1);
+    pki_cert_free(&c);
 }
 
 int main(void)

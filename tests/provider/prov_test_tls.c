@@ -14,12 +14,14 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "hs.h"
+#include "pki.h"
 #include "prov_fixture.h"
 
 static fx_t fx;
 static OSSL_LIB_CTX *ctx;
 static EVP_PKEY *ec, *rsa;
-static X509 *ec_cert, *rsa_cert;
+static pki_cert ec_cert, rsa_cert; /* self-signed in the token */
 static char ec_cert_file[PATH_MAX + 16], rsa_cert_file[PATH_MAX + 16];
 
 static int setup(void **state)
@@ -30,20 +32,18 @@ static int setup(void **state)
     rsa = fx_load(ctx, FX_RSA_URI);
     if (ec == NULL || rsa == NULL)
         return -1;
-    ec_cert = fx_self_signed(ctx, ec, "ec.m2p.example");
-    rsa_cert = fx_self_signed(ctx, rsa, "rsa.m2p.example");
     snprintf(ec_cert_file, sizeof(ec_cert_file), "%s/ec.crt", fx.dir);
     snprintf(rsa_cert_file, sizeof(rsa_cert_file), "%s/rsa.crt", fx.dir);
-    if (ec_cert == NULL || rsa_cert == NULL || !fx_write_pem_cert(ec_cert_file, ec_cert)
-        || !fx_write_pem_cert(rsa_cert_file, rsa_cert))
+    if (!pki_self_signed(ctx, ec, "ec.m2p.example", &ec_cert) || !pki_self_signed(ctx, rsa, "rsa.m2p.example", &rsa_cert)
+        || !pki_write_cert(fx.dir, "ec.crt", ec_cert.cert) || !pki_write_cert(fx.dir, "rsa.crt", rsa_cert.cert))
         return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    X509_free(ec_cert);
-    X509_free(rsa_cert);
+    pki_cert_free(&ec_cert);
+    pki_cert_free(&rsa_cert);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
     fx_libctx_free(ctx);
@@ -58,7 +58,8 @@ static int run(int version, int server_rsa, int client_rsa, const char *groups, 
     SSL_CTX *s = SSL_CTX_new_ex(ctx, NULL, TLS_server_method());
     SSL_CTX *c = SSL_CTX_new_ex(ctx, NULL, TLS_client_method());
     X509_STORE *ss, *cs;
-    fx_tls t;
+    hs_opts o = { .server_ctx = s, .client_ctx = c, .version = version, .groups = groups };
+    hs_side sv, cl;
     int ok = 0;
 
     assert_non_null(s);
@@ -69,33 +70,32 @@ static int run(int version, int server_rsa, int client_rsa, const char *groups, 
         ERR_print_errors_fp(stderr);
         goto done;
     }
-    if (SSL_CTX_use_certificate(c, client_rsa ? rsa_cert : ec_cert) != 1
+    if (SSL_CTX_use_certificate(c, client_rsa ? rsa_cert.cert : ec_cert.cert) != 1
         || SSL_CTX_use_PrivateKey(c, client_rsa ? rsa : ec) != 1) {
         ERR_print_errors_fp(stderr);
         goto done;
     }
     ss = SSL_CTX_get_cert_store(s);
     cs = SSL_CTX_get_cert_store(c);
-    X509_STORE_add_cert(ss, ec_cert);
-    X509_STORE_add_cert(ss, rsa_cert);
-    X509_STORE_add_cert(cs, ec_cert);
-    X509_STORE_add_cert(cs, rsa_cert);
+    X509_STORE_add_cert(ss, ec_cert.cert);
+    X509_STORE_add_cert(ss, rsa_cert.cert);
+    X509_STORE_add_cert(cs, ec_cert.cert);
+    X509_STORE_add_cert(cs, rsa_cert.cert);
     SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
     if (sigalgs != NULL) {
         SSL_CTX_set1_sigalgs_list(s, sigalgs);
         SSL_CTX_set1_sigalgs_list(c, sigalgs);
     }
-    memset(&t, 0, sizeof(t));
-    t.server = s;
-    t.client = c;
-    t.version = version;
-    t.groups = groups;
-    ok = fx_tls_handshake(&t);
+    /* both verified their peer and exchanged data */
+    ok = hs_run(&o, &sv, &cl) && sv.ok && cl.ok && sv.peer_cert && sv.verify_result == X509_V_OK
+         && cl.verify_result == X509_V_OK;
     if (!ok)
-        fprintf(stderr, "handshake failed: %s\n", t.error);
+        fprintf(stderr, "handshake failed: client %s / server %s\n", cl.errors, sv.errors);
     if (sigalg_out != NULL)
-        snprintf(sigalg_out, n, "%s", t.server_sigalg);
+        snprintf(sigalg_out, n, "%s", sv.peer_sigalg);
+    hs_side_clear(&sv);
+    hs_side_clear(&cl);
 done:
     SSL_CTX_free(s);
     SSL_CTX_free(c);

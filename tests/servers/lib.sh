@@ -12,8 +12,11 @@
 #
 # Variables set by srv_init: M2MTLS (the m2mtls command), PROVIDER (m2mtls.so),
 # T (temp dir), SRV_EXAMPLES (examples/servers); SOFTHSM (libsofthsm2.so) is set
-# by srv_softhsm_token. Results: srv_ok / srv_fail count
-# checks; srv_finish prints "N passed, M failed" and exits 0 only if M == 0.
+# by srv_softhsm_init. Results: srv_ok / srv_fail count checks; srv_finish
+# prints "N passed, M failed" and exits 0 only if M == 0.
+# Other test scripts (test_cli*.sh, test_keyref.sh, tests/preload/*.sh,
+# prov_cli_test.sh) source this file for its token and PKI functions alone:
+# those need T (and PROVIDER for srv_cnf), and end the test on failure.
 # Local variables of these functions start with "_"; $port and $rc are results.
 #
 # Functions (details above each one):
@@ -22,7 +25,8 @@
 #   ports       srv_free_port srv_free_port_pair srv_port_bound srv_wait_port srv_wait_log
 #   processes   srv_start srv_start_port srv_start_m2mtls_serve srv_pid srv_children
 #               srv_stop srv_alive srv_run srv_connect (cleanup: srv_cleanup, the EXIT trap)
-#   tokens      srv_softhsm_token srv_swtpm_start srv_tpm2_token srv_keyref srv_provider_cnf
+#   tokens      srv_softhsm_init srv_softhsm_keygen srv_softhsm_token srv_swtpm_start
+#               srv_tpm2_token srv_keyref srv_cnf srv_provider_cnf
 #               srv_dtls_cnf (libcoap on OpenSSL >= 3.2)
 #               srv_token_pki (all of a server's key in SoftHSM, and the PKI)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
@@ -309,22 +313,34 @@ srv_log_has() {
 }
 
 # ---- tokens and keys -----------------------------------------------------------------
-# srv_softhsm_token DIR LABEL PIN: a fresh SoftHSM token in DIR (SOFTHSM2_CONF is
-# exported, pointing to DIR/softhsm2.conf) with an ECDSA P-256 key pair
-# generated inside it: label "server", id 01. URI: pkcs11:token=LABEL;object=server
-srv_softhsm_token() {
+# srv_softhsm_init DIR LABEL PIN: a fresh SoftHSM token LABEL without keys in
+# DIR (SOFTHSM2_CONF is exported, pointing to DIR/softhsm2.conf); SOFTHSM is
+# the module (kept when already set)
+srv_softhsm_init() {
     srv_need_cmd softhsm2 softhsm2-util
-    srv_need_cmd opensc pkcs11-tool
-    srv_find_lib SOFTHSM softhsm2 /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
+    [ -n "${SOFTHSM:-}" ] \
+        || srv_find_lib SOFTHSM softhsm2 /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
     mkdir -p "$1/tokens"
     printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$1" >"$1/softhsm2.conf"
     SOFTHSM2_CONF=$1/softhsm2.conf
     export SOFTHSM2_CONF
     softhsm2-util --init-token --free --label "$2" --pin "$3" --so-pin 56785678 >"$T/softhsm.log" 2>&1 \
         || { srv_show "$T/softhsm.log"; srv_die "softhsm2-util --init-token"; }
-    pkcs11-tool --module "$SOFTHSM" --token-label "$2" --login --pin "$3" --keypairgen \
-        --key-type EC:prime256v1 --id 01 --label server --usage-sign --sensitive >"$T/softhsm.log" 2>&1 \
-        || { srv_show "$T/softhsm.log"; srv_die "pkcs11-tool --keypairgen in SoftHSM"; }
+}
+# srv_softhsm_keygen TOKEN PIN KEY-TYPE ID LABEL: a key pair generated inside
+# the token (KEY-TYPE as pkcs11-tool takes it: EC:prime256v1, rsa:2048)
+srv_softhsm_keygen() {
+    srv_need_cmd opensc pkcs11-tool
+    pkcs11-tool --module "$SOFTHSM" --token-label "$1" --login --pin "$2" --keypairgen \
+        --key-type "$3" --id "$4" --label "$5" --usage-sign --sensitive >"$T/softhsm.log" 2>&1 \
+        || { srv_show "$T/softhsm.log"; srv_die "pkcs11-tool --keypairgen $3 in SoftHSM"; }
+}
+# srv_softhsm_token DIR LABEL PIN: srv_softhsm_init with an ECDSA P-256 key
+# pair generated inside the token: label "server", id 01.
+# URI: pkcs11:token=LABEL;object=server
+srv_softhsm_token() {
+    srv_softhsm_init "$@"
+    srv_softhsm_keygen "$2" "$3" EC:prime256v1 01 server
 }
 
 # srv_keyref URI OUT: write the key reference PEM for URI (the pkcs11-provider
@@ -355,6 +371,24 @@ srv_example() {
     sed -e "s|^module = .*|module = $PROVIDER|" \
         -e "s|^pkcs11-module-path = .*|pkcs11-module-path = ${SRV_P11MODULE:-/nonexistent}|" \
         -e "s|/etc/m2mtls/|$T/|g" -e "${3:-}" "$SRV_EXAMPLES/$1" >"$2"
+}
+# srv_cnf OUT PIN [last|first [PKCS11-MODULE [MORE-LINES]]]: a minimal
+# openssl.cnf loading the default provider and m2mtls ($PROVIDER), m2mtls
+# listed after default (last, the default) or before it, with that PKCS#11
+# module (default $SOFTHSM; "" for no module line), the PIN (or file:PATH,
+# "" for no PIN line) and MORE-LINES in m2mtls's section
+srv_cnf() {
+    {
+        printf 'openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n[provider_sect]\n'
+        if [ "${3:-last}" = first ]; then printf 'm2mtls = m2mtls_sect\ndefault = default_sect\n'
+        else printf 'default = default_sect\nm2mtls = m2mtls_sect\n'; fi
+        printf '[default_sect]\nactivate = 1\n[m2mtls_sect]\nmodule = %s\n' "$PROVIDER"
+        _mod=${4-$SOFTHSM}
+        [ -z "$_mod" ] || printf 'pkcs11-module-path = %s\n' "$_mod"
+        [ -z "$2" ] || printf 'pkcs11-module-token-pin = %s\n' "$2"
+        [ -z "${5:-}" ] || printf '%s\n' "$5"
+        printf 'activate = 1\n'
+    } >"$1" || srv_die "writing $1"
 }
 # srv_provider_cnf OUT PKCS11-MODULE PIN: examples/servers/openssl.cnf for
 # this test: loads the default provider and m2mtls (after default), with that
@@ -392,25 +426,37 @@ srv_openssl() {
     OPENSSL_CONF=/dev/null openssl "$@" >"$T/openssl.log" 2>&1 \
         || { srv_show "$T/openssl.log"; srv_die "openssl $*"; }
 }
-# srv_root NAME SUBJECT: a self-signed ECDSA P-256 CA, $T/NAME.pem + $T/NAME.key
+# srv_root NAME SUBJECT [REQ-OPTIONS...]: a self-signed CA, $T/NAME.pem +
+# $T/NAME.key; its key ECDSA P-256 unless REQ-OPTIONS say otherwise (they
+# replace "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes" and may add
+# -addext lines, e.g. nameConstraints)
+SRV_EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
 srv_root() {
-    srv_openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$T/$1.key" -out "$T/$1.pem" -subj "$2" -days 30 \
+    _rn=$1 _rs=$2; shift 2
+    # shellcheck disable=SC2086
+    [ $# -gt 0 ] || set -- $SRV_EC
+    srv_openssl req -x509 "$@" -keyout "$T/$_rn.key" -out "$T/$_rn.pem" -subj "$_rs" -days 30 \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
 }
 # srv_sign CSR ISSUER SAN OUT [SERIAL]: a leaf certificate for CSR signed by
 # $T/ISSUER.key: keyUsage digitalSignature, the subjectAltName SAN (e.g.
-# DNS:in-cse.sp.example.com or URI://sp.example.com/CSE-1/Cae)
+# DNS:in-cse.sp.example.com or URI://sp.example.com/CSE-1/Cae), valid 10 days;
+# SERIAL by default the next of this run's counter
+SRV_SERIAL=$(( $$ * 100 ))
 srv_sign() {
+    SRV_SERIAL=$((SRV_SERIAL + 1))
     printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=%s\n' "$3" >"$4.ext"
-    srv_openssl x509 -req -in "$1" -CA "$T/$2.pem" -CAkey "$T/$2.key" -set_serial "${5:-$$}" -days 10 \
+    srv_openssl x509 -req -in "$1" -CA "$T/$2.pem" -CAkey "$T/$2.key" -set_serial "${5:-$SRV_SERIAL}" -days 10 \
         -extfile "$4.ext" -out "$4"
 }
-# srv_leaf NAME ISSUER SAN CN: a key file $T/NAME.key and its certificate $T/NAME.pem
+# srv_leaf NAME ISSUER SAN CN [SERIAL]: a key file $T/NAME.key and its
+# certificate $T/NAME.pem (srv_sign); the subject is /O=m2mtls tests/CN=CN,
+# or CN itself when it starts with a slash
 srv_leaf() {
-    srv_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$T/$1.key" -out "$T/$1.csr" -subj "/O=m2mtls tests/CN=$4"
-    srv_sign "$T/$1.csr" "$2" "$3" "$T/$1.pem"
+    case $4 in /*) _subj=$4 ;; *) _subj="/O=m2mtls tests/CN=$4" ;; esac
+    # shellcheck disable=SC2086
+    srv_openssl req -new $SRV_EC -keyout "$T/$1.key" -out "$T/$1.csr" -subj "$_subj"
+    srv_sign "$T/$1.csr" "$2" "$3" "$T/$1.pem" "${5:-}"
 }
 # srv_token_csr KEY CNF OUT CN: a CSR signed inside the token: KEY is a pkcs11:
 # URI or a key reference file, read through the provider configured by CNF

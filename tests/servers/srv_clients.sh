@@ -16,13 +16,9 @@
 srv_init clients "$@"
 srv_need_cmd libcoap3-bin coap-client-openssl
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+srv_token_pki in-cse
 # coap-client-openssl: on OpenSSL >= 3.2 with the TS-0003 DTLS suite enabled (its own copy)
 srv_dtls_cnf "$T/openssl-dtls.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
 openssl version | sed 's/^/tested: /'
 timeout 5 coap-client-openssl -h </dev/null 2>&1 | sed -n 's/^\(coap-client-openssl v.*\)/tested: \1/p'
 

@@ -15,13 +15,9 @@
 srv_init coap "$@"
 srv_need_cmd libcoap3-bin coap-server-openssl coap-client-openssl
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+srv_token_pki in-cse
 # libcoap itself: on OpenSSL >= 3.2 with the TS-0003 DTLS suite enabled (its own copy)
 srv_dtls_cnf "$T/openssl-dtls.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
 timeout 5 coap-server-openssl -h </dev/null 2>&1 | sed -n 's/^\(coap-server-openssl v.*\)/tested: \1/p; s/^\(TLS Library: .*\)/tested: \1/p'
 
 # the server's files, as examples/servers/coap-server.sh expects them in M2MTLS_ETC

@@ -16,11 +16,7 @@
 srv_init mosquitto "$@"
 srv_need_cmd mosquitto mosquitto
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 mosquitto -h 2>&1 | sed -n '1s/^/tested: /p'
 
 mq_conf() { # PORT ($MQ_NAME, $MQ_CERT)

@@ -15,11 +15,7 @@
 srv_init nginx "$@"
 srv_need_cmd nginx nginx
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
-srv_keyref 'pkcs11:token=in-cse;object=server;type=private' "$T/in-cse.keyref.pem"
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
+srv_token_pki in-cse
 nginx -v 2>&1 | sed 's/^/tested: /'
 
 srv_nginx_start nginx in-cse.pem "$T/openssl.cnf"

@@ -12,16 +12,12 @@
 . "$(dirname "$0")/lib.sh"
 srv_init openssl "$@"
 
-srv_softhsm_token "$T/hsm" in-cse 1234
-srv_provider_cnf "$T/openssl.cnf" "$SOFTHSM" 1234
+srv_token_pki in-cse
 URI='pkcs11:token=in-cse;object=server;type=private'
-srv_keyref "$URI" "$T/in-cse.keyref.pem"
-# the shipped helper writes the same file
+# the shipped helper writes the same file as srv_keyref
 sh "$SRV_EXAMPLES/make-keyref.sh" "$URI" "$T/helper.keyref.pem" 2>"$T/helper.err"
 if cmp -s "$T/in-cse.keyref.pem" "$T/helper.keyref.pem"; then srv_ok "make-keyref.sh writes the key reference PEM"
 else srv_fail "make-keyref.sh: output differs"; srv_show "$T/in-cse.keyref.pem" "$T/helper.keyref.pem" "$T/helper.err"; fi
-srv_standard_pki "$T/openssl.cnf" "$T/in-cse.keyref.pem"
-cd "$T" || exit 1
 # m2mtls csr signs the TS-0003 request in the token too (the other way to get the CSE certificate)
 srv_run csr 20 env OPENSSL_CONF="$T/openssl.cnf" "$M2MTLS" csr --key "$T/in-cse.keyref.pem" --cse-fqdn "$SRV_FQDN" --out csr.pem
 srv_expect csr "m2mtls csr --key <key reference> --cse-fqdn: request signed in the token" 0
