@@ -24,6 +24,7 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
     free(c->bound_id);
     free(c->reason);
     free(c->expected);
+    m2_label_memo_clear(&c->resumed);
     m2mtls_policy_free(c->policy);
     free(c);
 }
@@ -117,6 +118,8 @@ void m2_proof_take(m2_proof *proof, int how, m2mtls_verdict *v, const unsigned c
 void m2_conn_use_policy(m2_conn *c, m2_ctx_state *st)
 {
     m2mtls_policy *p = m2_ctx_state_policy(st);
+    if (p != c->policy)
+        m2_label_memo_clear(&c->resumed); /* (it names the policy it was made with) */
     m2mtls_policy_free(c->policy);
     c->policy = p;
     c->st = st;
@@ -182,7 +185,7 @@ static int prove_resumed(SSL *ssl, m2_conn *c)
     m2mtls_verdict v;
     unsigned char sha[32];
     int role = SSL_is_server(ssl) ? M2MTLS_RESPONDER : M2MTLS_INITIATOR;
-    if (!m2_session_label_valid(c->policy, SSL_get0_session(ssl), c->expected, role, &v, sha)) {
+    if (!m2_session_label_valid(c->policy, SSL_get0_session(ssl), c->expected, role, &v, sha, &c->resumed)) {
         m2_conn_set_reason(c, v.reason != NULL ? v.code : M2MTLS_REJECT_INTERNAL,
                            v.reason != NULL ? v.reason : "out of memory");
         m2mtls_verdict_clear(&v);

@@ -157,7 +157,7 @@ static int proof_digest(const m2mtls_policy *p, const m2mtls_verdict *v, X509 *l
                         unsigned char sha[32])
 {
     if (m2_verdict_by_key(v))
-        return m2_key_sha256(leaf != NULL ? X509_get0_pubkey(leaf) : rpk, sha);
+        return m2_peer_key_sha256(leaf, rpk, sha);
     uint32_t a = m2_policy_find_anchor(p, v->anchor);
     if (a == M2_NONE)
         return 0;

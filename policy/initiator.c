@@ -19,11 +19,11 @@
 #define M2_HOOK_EXT_TYPE 0xff4d
 
 /* The session SSL will offer, checked for the association asked for. */
-static int session_fits(SSL *ssl, const m2_conn *c, SSL_SESSION *sess, char **why)
+static int session_fits(SSL *ssl, m2_conn *c, SSL_SESSION *sess, char **why)
 {
     m2mtls_verdict v;
     unsigned char sha[32];
-    int ok = m2_session_label_valid(c->policy, sess, c->expected, M2MTLS_INITIATOR, &v, sha);
+    int ok = m2_session_label_valid(c->policy, sess, c->expected, M2MTLS_INITIATOR, &v, sha, &c->resumed);
     if (!ok && why != NULL)
         *why = v.reason, v.reason = NULL;
     m2mtls_verdict_clear(&v);

@@ -193,6 +193,9 @@ M2_HIDDEN int m2_keyid_parse(const char *s, unsigned char out[32], size_t *len, 
                              size_t why_len);
 /* SHA-256 of KEY's DER SubjectPublicKeyInfo. 1 ok. */
 M2_HIDDEN int m2_key_sha256(const EVP_PKEY *key, unsigned char out[32]);
+/* The same of the peer's key: LEAF's (its SubjectPublicKeyInfo as decoded),
+ * or RPK's when LEAF is NULL. */
+M2_HIDDEN int m2_peer_key_sha256(X509 *leaf, const EVP_PKEY *rpk, unsigned char out[32]);
 /* "<ALG>;<BASE64URL>" of the first bytes of SHA into BUF (returned). */
 M2_HIDDEN const char *m2_keyid_format(const unsigned char sha[32], const char *alg, char *buf, size_t len);
 #define M2_KEYID_TEXT 64 /* room for any formatted id */
@@ -210,6 +213,11 @@ typedef struct m2_eval_opts {
      * certificate's SHA-256 equals this one (the anchor that verified the
      * chain when the session was made). */
     const unsigned char *resumed_anchor_sha256;
+    /* A session's label is re-checked (certificate or key identity): the
+     * certificate is the one the full handshake that made the label checked,
+     * the same bytes kept in the session, so its own profile (encoding,
+     * keyUsage) is not checked again; what the current policy decides is. */
+    int         resumed;
     /* The peer's RFC 7250 raw public key, when it sent no certificate
      * (OpenSSL >= 3.2), or NULL. */
     EVP_PKEY   *rpk;
@@ -292,6 +300,23 @@ typedef struct m2_proof {
     unsigned char hs[M2_HS_ID_LEN];     /* the handshake that proved it */
 } m2_proof;
 
+/* The last re-check of a session's label that passed on one connection
+ * (session_label.c): a client checks the session it offers when its
+ * handshake starts, when its ClientHello is made and when the handshake
+ * completes; a server when it decrypts the ticket and when the handshake
+ * completes. The same policy snapshot, session, label record and association
+ * give the same verdict: it is computed once. */
+typedef struct m2_label_memo {
+    SSL_SESSION *sess;                  /* a reference: its address is never another session's */
+    const m2mtls_policy *policy;        /* the connection's snapshot (a new one clears the memo) */
+    int   role;
+    char *expected;
+    unsigned char *rec;                 /* the label record as it was read */
+    size_t rec_len;
+    m2mtls_verdict v;                   /* accepted */
+    unsigned char sha[32];
+} m2_label_memo;
+
 typedef struct m2_conn {
     m2_ctx_state  *st;         /* the context `policy` was taken from */
     m2mtls_policy *policy;     /* snapshot the handshake under way uses (a reference) */
@@ -306,6 +331,7 @@ typedef struct m2_conn {
     void (*app_info_cb)(const SSL *, int, int); /* initiator: the SSL's callback ours replaced */
     int   unpoliced;           /* m2_refuse_unpoliced replaced the SSL's verify callback ... */
     SSL_verify_cb app_verify_cb; /* ... which was this; the next handshake gets it back */
+    m2_label_memo resumed;     /* the last session label re-check that passed */
 } m2_conn;
 
 M2_HIDDEN int      m2_conn_index(void);
@@ -347,10 +373,13 @@ M2_HIDDEN void     m2_refuse_unpoliced(SSL *ssl, m2_conn *c);
 /* session_label.c: the label record carried by a session (ticket app data,
  * followed by the application's own ticket data, if any). */
 M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
-/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted). */
+/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted).
+ * MEMO (or NULL): a connection's last re-check that passed, used when it was
+ * of the same POLICY, SESS, label record, EXPECTED and ROLE, else replaced. */
 M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
                                           const char *expected, int role, m2mtls_verdict *out,
-                                          unsigned char anchor_sha256[32]);
+                                          unsigned char anchor_sha256[32], m2_label_memo *memo);
+M2_HIDDEN void     m2_label_memo_clear(m2_label_memo *memo);
 M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
 
 /* initiator.c: the client's start of every handshake (a ClientHello

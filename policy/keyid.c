@@ -128,12 +128,33 @@ int m2_keyid_parse(const char *s, unsigned char out[32], size_t *len, const char
     return b64url_decode(semi + 1, strlen(semi + 1), out, *len, why, why_len);
 }
 
+static int sha256_of(const unsigned char *der, int n, unsigned char out[32])
+{
+    unsigned int md_len = 0;
+    return n > 0 && EVP_Digest(der, (size_t)n, out, &md_len, EVP_sha256(), NULL) && md_len == 32;
+}
+
 int m2_key_sha256(const EVP_PKEY *key, unsigned char out[32])
 {
     unsigned char *der = NULL;
     int n = key != NULL ? i2d_PUBKEY(key, &der) : -1;
-    unsigned int md_len = 0;
-    int ok = n > 0 && EVP_Digest(der, (size_t)n, out, &md_len, EVP_sha256(), NULL) && md_len == 32;
+    int ok = sha256_of(der, n, out);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* A certificate's SubjectPublicKeyInfo is encoded again from the fields it
+ * was decoded into (a few thousand instructions), the same bytes i2d_PUBKEY
+ * makes of its key through OpenSSL 3's encoders (about two million): this
+ * runs on every handshake and resumption that looks a key up. */
+int m2_peer_key_sha256(X509 *leaf, const EVP_PKEY *rpk, unsigned char out[32])
+{
+    if (leaf == NULL)
+        return m2_key_sha256(rpk, out);
+    /* Only a key OpenSSL could decode: the handshake verified with that one. */
+    unsigned char *der = NULL;
+    int n = X509_get0_pubkey(leaf) != NULL ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &der) : -1;
+    int ok = sha256_of(der, n, out);
     OPENSSL_free(der);
     return ok;
 }

@@ -157,6 +157,21 @@ static uint32_t select_peer(const m2mtls_policy *p, const unsigned char sha[32],
     return M2_NONE;
 }
 
+/* Whether a certificate LEAF is decided by its names without its key being
+ * looked up: the policy has no key identity, or the association asked for is
+ * a certificate's (select_peer would skip; the key's digest is not needed). */
+static int names_decide(const m2mtls_policy *p, X509 *leaf, const m2_eval_opts *o)
+{
+    if (leaf == NULL)
+        return 0;
+    if (p->n_key_peers == 0)
+        return 1;
+    if (o->expected == NULL)
+        return 0;
+    uint32_t i = m2_policy_find_peer(p, o->expected);
+    return i == M2_NONE || p->peers[i].name_type != M2_NAME_KEY;
+}
+
 int m2_key_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted, const m2_eval_opts *o,
                     m2mtls_verdict *out, int *x509_err, int *decided)
 {
@@ -166,8 +181,10 @@ int m2_key_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untruste
     *decided = 0;
     if (key == NULL && leaf != NULL)
         return 1; /* an undecodable key names nothing: the certificate's names decide */
+    if (names_decide(p, leaf, o))
+        return 1;
     *decided = 1;
-    if (key == NULL || !m2_key_sha256(key, sha)) {
+    if (key == NULL || !m2_peer_key_sha256(leaf, o->rpk, sha)) {
         m2_buf_addf(&why, "the peer's public key cannot be encoded");
         return reject(out, &why, M2MTLS_REJECT_PROFILE, x509_err, X509_V_ERR_APPLICATION_VERIFICATION);
     }
@@ -208,7 +225,7 @@ void m2_key_note_unknown(const m2mtls_policy *p, X509 *leaf, m2mtls_verdict *out
     unsigned char sha[32];
     char text[M2_KEYID_TEXT + 8];
     if (p->n_key_peers == 0 || out->accepted || out->code != M2MTLS_REJECT_NAME || out->reason == NULL
-        || !m2_key_sha256(X509_get0_pubkey(leaf), sha))
+        || !m2_peer_key_sha256(leaf, NULL, sha))
         return;
     m2_buf b = { 0 };
     m2_buf_addf(&b, "%s; nor is its key %s configured for a key association", out->reason,

@@ -24,6 +24,7 @@
 #define KEY_LABEL_MAGIC "m2mtls-label-k"
 
 typedef struct label_rec {
+    const unsigned char *start;   /* the record */
     int key;                      /* a key identity's record */
     const unsigned char *sha;     /* anchor certificate digest; a key identity: the key's SPKI digest */
     const char *peer_id;
@@ -53,6 +54,7 @@ static int read_label(SSL_SESSION *sess, label_rec *rec)
     const unsigned char *nul = memchr(id, '\0', n - LABEL_MAGIC_LEN - 32);
     if (nul == NULL || nul == id)
         return 0;
+    rec->start = d;
     rec->sha = d + LABEL_MAGIC_LEN;
     rec->peer_id = (const char *)id;
     rec->len = (size_t)(nul - d) + 1;
@@ -118,13 +120,14 @@ static int key_label_eval(const m2mtls_policy *p, SSL_SESSION *sess, const label
                           int role, m2mtls_verdict *out)
 {
     X509 *peer = SSL_SESSION_get0_peer(sess);
-    m2_eval_opts o = { .role = role, .expected = expected, .rpk = peer == NULL ? m2_rpk_of_session(sess) : NULL };
+    m2_eval_opts o = { .role = role, .expected = expected, .resumed = 1,
+                       .rpk = peer == NULL ? m2_rpk_of_session(sess) : NULL };
     if (!m2_evaluate(p, peer, NULL, &o, out, NULL))
         return 0;
     if (!out->accepted || !m2_verdict_by_key(out))
         return 1; /* the caller says why, or that the kind changed */
     unsigned char sha[32];
-    if (m2_key_sha256(peer != NULL ? X509_get0_pubkey(peer) : o.rpk, sha) && memcmp(sha, rec->sha, 32) == 0)
+    if (m2_peer_key_sha256(peer, o.rpk, sha) && memcmp(sha, rec->sha, 32) == 0)
         return 1;
     m2mtls_verdict_clear(out);
     out->reason = m2_strdup("the session holds another key than the one its label records");
@@ -132,8 +135,116 @@ static int key_label_eval(const m2mtls_policy *p, SSL_SESSION *sess, const label
     return out->reason != NULL;
 }
 
+/* ---- the memo of a connection's last re-check ---------------------------------------- */
+
+void m2_label_memo_clear(m2_label_memo *memo)
+{
+    SSL_SESSION_free(memo->sess);
+    free(memo->expected);
+    free(memo->rec);
+    m2mtls_verdict_clear(&memo->v);
+    memset(memo, 0, sizeof *memo);
+}
+
+static int same_text(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static int memo_holds(const m2_label_memo *memo, const m2mtls_policy *p, SSL_SESSION *sess, const label_rec *rec,
+                      const char *expected, int role)
+{
+    return memo != NULL && memo->sess == sess && memo->policy == p && memo->role == role
+           && same_text(memo->expected, expected) && memo->rec_len == rec->len
+           && memcmp(memo->rec, rec->start, rec->len) == 0;
+}
+
+/* A copy of the accepted verdict FROM into TO; 0 when out of memory. */
+static int verdict_copy(m2mtls_verdict *to, const m2mtls_verdict *from)
+{
+    memset(to, 0, sizeof *to);
+    to->peer_id = m2_strdup(from->peer_id);
+    to->local_id = from->local_id != NULL ? m2_strdup(from->local_id) : NULL;
+    to->cert_name = m2_strdup(from->cert_name);
+    to->anchor = from->anchor != NULL ? m2_strdup(from->anchor) : NULL;
+    to->chain = from->chain != NULL ? X509_chain_up_ref(from->chain) : NULL;
+    to->accepted = to->peer_id != NULL && to->cert_name != NULL && (from->local_id == NULL || to->local_id != NULL)
+                   && (from->anchor == NULL || to->anchor != NULL) && (from->chain == NULL || to->chain != NULL);
+    if (!to->accepted)
+        m2mtls_verdict_clear(to);
+    return to->accepted;
+}
+
+/* Keeps the accepted verdict V of this re-check in MEMO (nothing when out of memory). */
+static void memo_keep(m2_label_memo *memo, const m2mtls_policy *p, SSL_SESSION *sess, const label_rec *rec,
+                      const char *expected, int role, const m2mtls_verdict *v)
+{
+    m2_label_memo_clear(memo);
+    if (!SSL_SESSION_up_ref(sess))
+        return;
+    memo->sess = sess;
+    memo->policy = p;
+    memo->role = role;
+    memo->expected = expected != NULL ? m2_strdup(expected) : NULL;
+    memo->rec = malloc(rec->len);
+    if ((expected != NULL && memo->expected == NULL) || memo->rec == NULL || !verdict_copy(&memo->v, v)) {
+        m2_label_memo_clear(memo);
+        return;
+    }
+    memcpy(memo->rec, rec->start, rec->len);
+    memo->rec_len = rec->len;
+    memcpy(memo->sha, rec->sha, 32);
+}
+
+/* The re-check proper (no memo). */
+static int label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const label_rec *rec, const char *expected,
+                       int role, m2mtls_verdict *out, unsigned char anchor_sha256[32])
+{
+    X509 *peer = SSL_SESSION_get0_peer(sess);
+    int ran;
+    if (rec->key) {
+        ran = key_label_eval(p, sess, rec, expected, role, out);
+    } else {
+        m2_eval_opts o = { .role = role, .expected = expected, .resumed = 1, .resumed_anchor_sha256 = rec->sha };
+        ran = m2_evaluate(p, peer, NULL, &o, out, NULL);
+    }
+    if (!ran)
+        return 0;
+    if (!out->accepted) {
+        m2_buf b = { 0 };
+        m2_buf_addf(&b, "resumed session of '%s' is not authorized by the current policy: %s", rec->peer_id,
+                    out->reason ? out->reason : "");
+        free(out->reason);
+        out->reason = m2_buf_take(&b);
+        out->code = M2MTLS_REJECT_RESUMPTION;
+        return 0;
+    }
+    if (strcmp(out->peer_id, rec->peer_id) != 0) {
+        m2_buf b = { 0 };
+        m2_buf_addf(&b, "resumed session belongs to '%s', the current policy names '%s'", rec->peer_id, out->peer_id);
+        m2mtls_verdict_clear(out);
+        out->reason = m2_buf_take(&b);
+        out->code = M2MTLS_REJECT_RESUMPTION;
+        return 0;
+    }
+    if (m2_verdict_by_key(out) != rec->key) {
+        /* A session made by a certificate association resumes only as one,
+         * and one made by a key as a key identity: what the label records
+         * (the anchor's digest, or the key's) means nothing to the other. */
+        m2_buf b = { 0 };
+        m2_buf_addf(&b, "resumed session of '%s' was made by its %s; the current policy identifies it by %s",
+                    rec->peer_id, rec->key ? "key" : "certificate", out->cert_name);
+        m2mtls_verdict_clear(out);
+        out->reason = m2_buf_take(&b);
+        out->code = M2MTLS_REJECT_RESUMPTION;
+        return 0;
+    }
+    memcpy(anchor_sha256, rec->sha, 32);
+    return 1;
+}
+
 int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char *expected, int role,
-                           m2mtls_verdict *out, unsigned char anchor_sha256[32])
+                           m2mtls_verdict *out, unsigned char anchor_sha256[32], m2_label_memo *memo)
 {
     memset(out, 0, sizeof *out);
     label_rec rec;
@@ -142,46 +253,14 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
         out->code = M2MTLS_REJECT_RESUMPTION;
         return 0;
     }
-    X509 *peer = SSL_SESSION_get0_peer(sess);
-    int ran;
-    if (rec.key) {
-        ran = key_label_eval(p, sess, &rec, expected, role, out);
-    } else {
-        m2_eval_opts o = { .role = role, .expected = expected, .resumed_anchor_sha256 = rec.sha };
-        ran = m2_evaluate(p, peer, NULL, &o, out, NULL);
+    if (memo_holds(memo, p, sess, &rec, expected, role) && verdict_copy(out, &memo->v)) {
+        memcpy(anchor_sha256, memo->sha, 32);
+        return 1;
     }
-    if (!ran)
+    if (!label_valid(p, sess, &rec, expected, role, out, anchor_sha256))
         return 0;
-    if (!out->accepted) {
-        m2_buf b = { 0 };
-        m2_buf_addf(&b, "resumed session of '%s' is not authorized by the current policy: %s", rec.peer_id,
-                    out->reason ? out->reason : "");
-        free(out->reason);
-        out->reason = m2_buf_take(&b);
-        out->code = M2MTLS_REJECT_RESUMPTION;
-        return 0;
-    }
-    if (strcmp(out->peer_id, rec.peer_id) != 0) {
-        m2_buf b = { 0 };
-        m2_buf_addf(&b, "resumed session belongs to '%s', the current policy names '%s'", rec.peer_id, out->peer_id);
-        m2mtls_verdict_clear(out);
-        out->reason = m2_buf_take(&b);
-        out->code = M2MTLS_REJECT_RESUMPTION;
-        return 0;
-    }
-    if (m2_verdict_by_key(out) != rec.key) {
-        /* A session made by a certificate association resumes only as one,
-         * and one made by a key as a key identity: what the label records
-         * (the anchor's digest, or the key's) means nothing to the other. */
-        m2_buf b = { 0 };
-        m2_buf_addf(&b, "resumed session of '%s' was made by its %s; the current policy identifies it by %s",
-                    rec.peer_id, rec.key ? "key" : "certificate", out->cert_name);
-        m2mtls_verdict_clear(out);
-        out->reason = m2_buf_take(&b);
-        out->code = M2MTLS_REJECT_RESUMPTION;
-        return 0;
-    }
-    memcpy(anchor_sha256, rec.sha, 32);
+    if (memo != NULL)
+        memo_keep(memo, p, sess, &rec, expected, role, out);
     return 1;
 }
 
@@ -272,7 +351,7 @@ static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *sess, const unsigned 
         m2_conn_use_policy(c, arg);
     m2mtls_verdict v;
     unsigned char sha[32];
-    int valid = m2_session_label_valid(c->policy, sess, NULL, M2MTLS_RESPONDER, &v, sha);
+    int valid = m2_session_label_valid(c->policy, sess, NULL, M2MTLS_RESPONDER, &v, sha, &c->resumed);
     m2mtls_verdict_clear(&v);
     /* (Not renewed unless asked: an OpenSSL client that gets a new ticket
      * makes its old session object non-resumable.) */

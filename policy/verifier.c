@@ -365,10 +365,14 @@ static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untruste
         return reject(out, &why, x509_err, X509_V_ERR_APPLICATION_VERIFICATION, M2MTLS_REJECT_NO_CERTIFICATE);
     }
     /* Before anything that reads the extensions: OpenSSL answers for an
-     * invalid certificate as if it had none (keyUsage 0, no names). */
-    if (leaf != NULL && m2_cert_extensions_invalid(leaf, &why))
+     * invalid certificate as if it had none (keyUsage 0, no names). A
+     * session's certificate passed both when its label was made, and they
+     * read only the certificate: not again (they cost OpenSSL's extension
+     * cache of the certificate decoded from the ticket, the largest part of
+     * a resumption's re-check). */
+    if (leaf != NULL && !o->resumed && m2_cert_extensions_invalid(leaf, &why))
         return reject(out, &why, x509_err, X509_V_ERR_INVALID_EXTENSION, M2MTLS_REJECT_PROFILE);
-    if (leaf != NULL && (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE)
+    if (leaf != NULL && !o->resumed && (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE)
         && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
         m2_buf_addf(&why, "certificate keyUsage lacks digitalSignature");
         return reject(out, &why, x509_err, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, M2MTLS_REJECT_PROFILE);

@@ -9,6 +9,7 @@
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "pki.h"
@@ -21,17 +22,21 @@ static char *dir;
 static int setup(void **state)
 {
     (void)state;
-    pki_cert root, look, server, server_look, server2, client, intruder, inter, client_i, ae;
+    pki_cert root, look, other, server, server_look, server2, client, client_two, intruder, inter, client_i, ae;
     dir = pki_tmpdir();
-    if (dir == NULL || !pki_root("Handshake Root", &root) || !pki_root("Handshake Root", &look))
+    if (dir == NULL || !pki_root("Handshake Root", &root) || !pki_root("Handshake Root", &look)
+        || !pki_root("Other Root", &other))
         return -1;
     pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_srv2[] = { { PKI_SAN_DNS, "server2.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_cli[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { 0, 0, 0 } };
+    pki_san s_cli_two[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { PKI_SAN_DNS, "alt.example.com", 0 },
+                            { 0, 0, 0 } };
     pki_san s_int[] = { { PKI_SAN_DNS, "intruder.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_ae[] = { { PKI_SAN_URI, "//sp.example.com/AE/Cae1", 0 }, { 0, 0, 0 } };
     if (!pki_leaf(&root, "server", s_srv, &server) || !pki_leaf(&look, "server", s_srv, &server_look)
         || !pki_leaf(&root, "server2", s_srv2, &server2) || !pki_leaf(&root, "client", s_cli, &client)
+        || !pki_leaf(&root, "client", s_cli_two, &client_two)
         || !pki_leaf(&root, "intruder", s_int, &intruder)
         || !pki_intermediate("Handshake Intermediate", &root, &inter)
         || !pki_leaf(&inter, "client", s_cli, &client_i)
@@ -56,6 +61,29 @@ static int setup(void **state)
                       "peer /CSE-OTHER dns:other.example.com ALPHA\n", srv_common)
         && pki_writef(dir, "srv-removed.policy", "%scert server.pem\nkey server.key\n"
                       "peer /CSE-OTHER dns:other.example.com ALPHA\n", srv_common)
+        /* srv.policy changed in one thing each (resumption under a new policy) */
+        && pki_writef(dir, "srv-same.policy", "%scert server.pem\nkey server.key\n"
+                      "peer /CSE-CLI dns:client.example.com ALPHA as=/CSE-SRV-AS\n"
+                      "peer /CSE-OTHER dns:other.example.com ALPHA\n", srv_common)
+        && pki_write_cert(dir, "other-root.pem", other.cert)
+        && pki_writef(dir, "srv-anchor.policy", "local-id /CSE-SRV\nanchor ALPHA other-root.pem\n"
+                      "cert server.pem\nkey server.key\n"
+                      "peer /CSE-CLI dns:client.example.com ALPHA as=/CSE-SRV-AS\n")
+        && pki_writef(dir, "srv-name.policy", "%scert server.pem\nkey server.key\n"
+                      "peer /CSE-CLI dns:renamed.example.com ALPHA as=/CSE-SRV-AS\n", srv_common)
+        && pki_writef(dir, "srv-ambiguous.policy", "%scert server.pem\nkey server.key\n"
+                      "peer /CSE-CLI dns:client.example.com ALPHA as=/CSE-SRV-AS\n"
+                      "peer /CSE-ALT dns:alt.example.com ALPHA\n", srv_common)
+        && pki_write_cert(dir, "client-two.pem", client_two.cert)
+        && pki_write_key(dir, "client-two.key", client_two.key)
+        && pki_writef(dir, "cli-two.policy",
+                      "local-id /CSE-CLI\ncert client-two.pem\nkey client-two.key\n"
+                      "anchor ALPHA root.pem\n"
+                      "peer /CSE-SRV dns:server.example.com ALPHA as=/CSE-CLI-AS\n")
+        && pki_writef(dir, "cli-anchor.policy",
+                      "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
+                      "anchor ALPHA other-root.pem\n"
+                      "peer /CSE-SRV dns:server.example.com ALPHA as=/CSE-CLI-AS\n")
         && pki_writef(dir, "srv-look.policy", "%scert server-look.pem\nkey server-look.key\n"
                       "peer /CSE-CLI dns:client.example.com ALPHA as=/CSE-SRV-AS\n", srv_common)
         && pki_writef(dir, "cli.policy",
@@ -81,7 +109,7 @@ static int setup(void **state)
                       "local-id /CSE-INTRUDER\ncert intruder.pem\nkey intruder.key\n"
                       "anchor ALPHA root.pem\n"
                       "peer /CSE-SRV dns:server.example.com ALPHA\n");
-    pki_cert *all[] = { &root, &look, &server, &server_look, &server2, &client, &intruder,
+    pki_cert *all[] = { &root, &look, &other, &server, &server_look, &server2, &client, &client_two, &intruder,
                         &inter, &client_i, &ae };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pki_cert_free(all[i]);
@@ -713,6 +741,166 @@ static void test_resume_after_peer_removed(void **state)
     }
 }
 
+/* A session made under srv.policy, offered again after the server's policy
+ * was replaced by AFTER (a new policy object each time): with the same
+ * content it resumes with the same labels; with the anchor's certificate, the
+ * association's name or a second association matching another name of the
+ * certificate changed, it is not resumed and the full handshake that
+ * follows is refused as well. */
+static void resume_under(const char *client_policy, const char *after, int resumes)
+{
+    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    for (size_t i = 0; i < 4; i++) {
+        const mode *m = modes[i];
+        SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
+        SSL_CTX *cctx = ctx_with(0, m, client_policy);
+        hs_side s, c, s2, c2;
+        run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
+        expect_ok(m, &s, &c);
+        assert_non_null(c.session);
+        m2mtls_policy *p = load(after);
+        assert_int_equal(m2mtls_ctx_set_policy(sctx, p), 1);
+        m2mtls_policy_free(p);
+        run(sctx, cctx, m, "/CSE-SRV", c.session, &s2, &c2);
+        if (resumes) {
+            expect_ok(m, &s2, &c2);
+            if (!s2.reused || !c2.reused)
+                fail_msg("%s: %s: not resumed (server %d, client %d)", m->name, after, s2.reused, c2.reused);
+            expect_labels(&s2, &c2);
+        } else {
+            if (s2.peer_id != NULL)
+                fail_msg("%s: %s: labelled '%s' (resumed=%d)", m->name, after, s2.peer_id, s2.reused);
+            if (s2.ok || s2.handshake_ok || c2.ok)
+                fail_msg("%s: %s: the handshake completed (resumed=%d)", m->name, after, s2.reused);
+            assert_false(s2.reused);
+        }
+        hs_side *all[] = { &s, &c, &s2, &c2 };
+        for (size_t k = 0; k < 4; k++)
+            hs_side_clear(all[k]);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
+static void test_resume_under_same_policy_reloaded(void **state)
+{
+    (void)state;
+    resume_under("cli.policy", "srv-same.policy", 1);
+}
+
+static void test_resume_after_anchor_changed(void **state)
+{
+    (void)state;
+    resume_under("cli.policy", "srv-anchor.policy", 0);
+}
+
+static void test_resume_after_name_changed(void **state)
+{
+    (void)state;
+    resume_under("cli.policy", "srv-name.policy", 0);
+}
+
+static void test_resume_after_association_made_ambiguous(void **state)
+{
+    (void)state;
+    resume_under("cli-two.policy", "srv-same.policy", 1); /* one of its names matches: resumes */
+    resume_under("cli-two.policy", "srv-ambiguous.policy", 0);
+}
+
+/* The client re-checks the session it offers when its own policy changed:
+ * one SSL object reused after SSL_clear, first resumed under cli.policy, then
+ * offered a resumable session once the anchor of /CSE-SRV is another root. */
+static void test_resume_client_policy_changed_same_ssl(void **state)
+{
+    (void)state;
+    const mode *modes[] = { &TLS13, &TLS12, &DTLS12 };
+    for (size_t i = 0; i < 3; i++) {
+        const mode *m = modes[i];
+        SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
+        SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
+        hs_side s, c, s2, c2, s3, c3;
+        run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
+        expect_ok(m, &s, &c);
+        SSL *ssl = SSL_new(cctx);
+        assert_non_null(ssl);
+        hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
+                      .session = c.session, .client_ssl = ssl, .keep = 1 };
+        assert_true(hs_run(&o, &s2, &c2));
+        expect_ok(m, &s2, &c2);
+        assert_true(c2.reused);
+        expect_labels(&s2, &c2);
+        c2.ssl = NULL; /* the test's again */
+        SSL_shutdown(ssl);
+        close(c2.fd);
+        c2.fd = -1;
+        assert_true(SSL_clear(ssl));
+        m2mtls_policy *p = load("cli-anchor.policy");
+        assert_int_equal(m2mtls_ctx_set_policy(cctx, p), 1);
+        m2mtls_policy_free(p);
+        o.keep = 0;
+        o.session = c2.session != NULL ? c2.session : c.session;
+        assert_true(SSL_SESSION_is_resumable(o.session)); /* OpenSSL would offer it */
+        assert_true(hs_run(&o, &s3, &c3));
+        if (c3.reused || c3.ok || c3.peer_id != NULL)
+            fail_msg("%s: the client resumed under a policy whose anchor changed (reused=%d, peer=%s)", m->name,
+                     c3.reused, c3.peer_id ? c3.peer_id : "(null)");
+        hs_side *all[] = { &s, &c, &s2, &c2, &s3, &c3 };
+        for (size_t k = 0; k < 6; k++)
+            hs_side_clear(all[k]);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
+/* A client session's label record rewritten (a format this library does not
+ * know, another anchor digest, another peer id): not trusted; the client does
+ * not offer the session and the full handshake that follows labels as usual. */
+static void test_resume_label_record_tampered(void **state)
+{
+    (void)state;
+    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    for (size_t i = 0; i < 4; i++) {
+        const mode *m = modes[i];
+        SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
+        SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
+        hs_side s, c;
+        run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
+        expect_ok(m, &s, &c);
+        void *data = NULL;
+        size_t n = 0;
+        const size_t magic = sizeof "m2mtls-label-1";
+        assert_true(SSL_SESSION_get0_ticket_appdata(c.session, &data, &n));
+        assert_true(n == magic + 32 + sizeof "/CSE-SRV" && memcmp(data, "m2mtls-label-1", magic) == 0);
+        for (int how = 0; how < 3; how++) {
+            unsigned char rec[128];
+            size_t len = n;
+            memcpy(rec, data, n);
+            if (how == 0)
+                rec[magic - 2] = '0'; /* "m2mtls-label-0" */
+            else if (how == 1)
+                rec[magic] ^= 0x01; /* another anchor certificate's digest */
+            else
+                len = magic + 32 + (size_t)snprintf((char *)rec + magic + 32, 32, "/CSE-SRV2") + 1;
+            SSL_SESSION *forged = SSL_SESSION_dup(c.session);
+            assert_non_null(forged);
+            assert_true(SSL_SESSION_set1_ticket_appdata(forged, rec, len));
+            hs_side s2, c2;
+            run(sctx, cctx, m, "/CSE-SRV", forged, &s2, &c2);
+            if (c2.reused || s2.reused)
+                fail_msg("%s: label record %d: a session with a rewritten label was resumed", m->name, how);
+            expect_ok(m, &s2, &c2);
+            expect_labels(&s2, &c2);
+            SSL_SESSION_free(forged);
+            hs_side_clear(&s2);
+            hs_side_clear(&c2);
+        }
+        hs_side_clear(&s);
+        hs_side_clear(&c);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
 /* A session of association X offered on a connection for association Y.
  * hs_client_conn calls m2mtls_ssl_set_peer() first and SSL_set_session()
  * after it (the order of an application that looks its session cache up
@@ -794,6 +982,12 @@ int main(void)
         cmocka_unit_test(test_resume_tls12_session_id),
         cmocka_unit_test(test_resume_dtls12),
         cmocka_unit_test(test_resume_after_peer_removed),
+        cmocka_unit_test(test_resume_under_same_policy_reloaded),
+        cmocka_unit_test(test_resume_after_anchor_changed),
+        cmocka_unit_test(test_resume_after_name_changed),
+        cmocka_unit_test(test_resume_after_association_made_ambiguous),
+        cmocka_unit_test(test_resume_client_policy_changed_same_ssl),
+        cmocka_unit_test(test_resume_label_record_tampered),
         cmocka_unit_test(test_client_session_per_association),
         cmocka_unit_test(test_client_session_not_resumed_across_associations),
     };

@@ -84,7 +84,7 @@ static const char usage_handshake[] =
     "  --seconds S      measuring time per figure (default 2)\n"
     "  --module PATH, --provider PATH, --pkcs11-provider PATH, --clock wall|cpu\n"
     "                   as for bench sign\n"
-    "  --count N        no clock: N full handshakes of each variant, one thread, one\n"
+    "  --count N        no clock: N handshakes of each variant (full, resumed), one thread, one\n"
     "                   callgrind dump per variant (valgrind --tool=callgrind\n"
     "                   --instr-atstart=no m2mtls bench handshake --count N)\n";
 

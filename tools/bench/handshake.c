@@ -210,14 +210,14 @@ static void add_row(bench_table *t, const hs_files *f, int proto, int i, double 
     }
 }
 
-/* No clock: COUNT full handshakes of each variant (one thread), one callgrind
- * dump per variant. */
+/* No clock: COUNT handshakes of each variant (one thread; full, then resumed),
+ * one callgrind dump per variant. */
 static int count_run(hs_variant v[BENCH_PROTOS][VARIANTS], const hs_files *f, int count)
 {
     char why[512];
     int dump = 0, started = 0;
     for (int p = 0; p < BENCH_PROTOS; p++)
-        for (int i = 0; i < FULL; i++) {
+        for (int i = 0; i < VARIANTS; i++) {
             if (f->key[variant_def[i].key] == NULL)
                 continue;
             void *st = hs_start(&v[p][i], why, sizeof why);
@@ -231,15 +231,19 @@ static int count_run(hs_variant v[BENCH_PROTOS][VARIANTS], const hs_files *f, in
             CALLGRIND_ZERO_STATS;
             for (int k = 0; ok && k < count; k++)
                 ok = hs_step(st, why, sizeof why);
-            CALLGRIND_DUMP_STATS_AT(key_name[variant_def[i].key]);
+            char label[64];
+            snprintf(label, sizeof label, "%s %s %s %s", bench_proto_name[p], variant_def[i].resume ? "resumed" : "full",
+                     key_name[variant_def[i].key], variant_def[i].m2 ? "m2mtls" : "plain");
+            CALLGRIND_DUMP_STATS_AT(label);
             if (st != NULL)
                 hs_stop(st);
             if (!ok) {
                 fprintf(stderr, "m2mtls bench handshake: %s\n", why);
                 return 0;
             }
-            printf("dump %d: %s, server key %s, %s verifier: %d full handshakes\n", ++dump, bench_proto_name[p],
-                   key_name[variant_def[i].key], variant_def[i].m2 ? "m2mtls" : "plain", count);
+            printf("dump %d: %s, server key %s, %s verifier: %d %s handshakes\n", ++dump, bench_proto_name[p],
+                   key_name[variant_def[i].key], variant_def[i].m2 ? "m2mtls" : "plain", count,
+                   variant_def[i].resume ? "resumed" : "full");
         }
     return 1;
 }
