@@ -101,14 +101,24 @@ void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate_session_t
 
 /* ---- the public setters --------------------------------------------------------- */
 
-int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p)
+/* The state of CTX, or NULL with CALLER's error when m2mtls is not installed there. */
+static m2_ctx_state *installed_state(const SSL_CTX *ctx, const char *caller)
 {
     m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL || p == NULL) {
-        m2_set_error("m2mtls_ctx_set_policy: %s", p == NULL ? "the policy is NULL"
-                                                             : "m2mtls_ctx_install was not called on this context");
+    if (st == NULL)
+        m2_set_error("%s: m2mtls_ctx_install was not called on this context", caller);
+    return st;
+}
+
+int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p)
+{
+    if (p == NULL) {
+        m2_set_error("m2mtls_ctx_set_policy: the policy is NULL");
         return 0;
     }
+    m2_ctx_state *st = installed_state(ctx, "m2mtls_ctx_set_policy");
+    if (st == NULL)
+        return 0;
     m2mtls_policy_up_ref(p);
     pthread_mutex_lock(&st->lock);
     m2mtls_policy *old = st->policy;
@@ -120,11 +130,9 @@ int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p)
 
 int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
 {
-    m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL) {
-        m2_set_error("m2mtls_ctx_set_client_hello_cb: m2mtls_ctx_install was not called on this context");
+    m2_ctx_state *st = installed_state(ctx, "m2mtls_ctx_set_client_hello_cb");
+    if (st == NULL)
         return 0;
-    }
     st->app_hello = cb;
     st->app_hello_arg = arg;
     return 1;
@@ -133,11 +141,9 @@ int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void
 int m2mtls_ctx_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_ticket_fn gen,
                                      SSL_CTX_decrypt_session_ticket_fn dec, void *arg)
 {
-    m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL) {
-        m2_set_error("m2mtls_ctx_set_session_ticket_cb: m2mtls_ctx_install was not called on this context");
+    m2_ctx_state *st = installed_state(ctx, "m2mtls_ctx_set_session_ticket_cb");
+    if (st == NULL)
         return 0;
-    }
     st->app_ticket_gen = gen;
     st->app_ticket_dec = dec;
     st->app_ticket_arg = arg;
