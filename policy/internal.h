@@ -197,6 +197,10 @@ M2_HIDDEN int m2_key_sha256(const EVP_PKEY *key, unsigned char out[32]);
 M2_HIDDEN const char *m2_keyid_format(const unsigned char sha[32], const char *alg, char *buf, size_t len);
 #define M2_KEYID_TEXT 64 /* room for any formatted id */
 
+/* ---- verdict.c: the verdict record (m2mtls_verdict_clear, its code) ------- */
+/* A verdict that a key identity gave (its cert_name is "key:..."). */
+M2_HIDDEN int m2_verdict_by_key(const m2mtls_verdict *v);
+
 /* ---- verifier.c ---------------------------------------------------------- */
 typedef struct m2_eval_opts {
     int         role;          /* M2MTLS_RESPONDER / M2MTLS_INITIATOR */
@@ -217,8 +221,6 @@ typedef struct m2_eval_opts {
 
 M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                           const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
-/* A verdict that a key identity gave (its cert_name is "key:..."). */
-M2_HIDDEN int m2_verdict_by_key(const m2mtls_verdict *v);
 /* A bare public key evaluated as the raw public key of a handshake
  * (m2mtls inspect on a PUBLIC KEY PEM); the arguments of
  * m2mtls_policy_check_cert_ex otherwise. */
