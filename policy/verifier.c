@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The verdict: which candidate associations survive RFC 5280 path validation
- * against their own anchor, and whether exactly one identity results. */
+ * against their own anchor, and whether exactly one identity results. Uses
+ * the matcher, key identities (keypeer.c), the parameters and the verdict
+ * record (verdict.c), all below it. */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
