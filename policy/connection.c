@@ -5,7 +5,11 @@
  * is visible only once that handshake completed. Labels are named by the
  * handshake's randoms, so nothing proven by an earlier handshake (before
  * SSL_clear, or before a renegotiation) can be mistaken for this one's; a
- * later handshake on the same connection must prove the same identity. */
+ * later handshake on the same connection must prove the same identity.
+ *
+ * Above ctx_state.c (the context's current policy) and session_label.c (a
+ * resumed session's label); the hooks that drive it (context.c,
+ * initiator.c, tickets.c, guard.c) are above it. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,80 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* m2mtls_ctx_install: the verify hook, the per-handshake policy snapshot and
- * the atomic policy swap on a live SSL_CTX: the hooks that put the policy
- * into every handshake.
+/* m2mtls_ctx_install and the server's hooks: what puts the policy into
+ * every handshake on a live SSL_CTX.
  *
  * Servers: the client hello callback starts each handshake (policy snapshot,
  * session id context, client certificate required, post-handshake
  * authentication and external PSKs off); the "not resumable" callback
  * re-asserts the certificate requirement after SNI and certificate
- * callbacks; the certificate verify callback is the policy's verdict; the
- * ticket callbacks (session_label.c) re-check resumed identities and run the
- * end-of-handshake check. Clients: initiator.c. */
-#include <pthread.h>
+ * callbacks; the certificate verify callback (also the client's) is the
+ * policy's verdict; the ticket callbacks (tickets.c) re-check resumed
+ * identities and run the end-of-handshake check. Clients: initiator.c.
+ *
+ * The top of the policy/ files with initiator.c: it uses ctx_state.c (the
+ * context's state and policy swap), connection.c (labels), guard.c,
+ * session_label.c, tickets.c and initiator.c (whose hook it installs);
+ * none of them calls back into it. */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include "internal.h"
-
-struct m2_ctx_state {
-    pthread_mutex_t lock;     /* guards `policy` (the pointer, not the policy) */
-    m2mtls_policy  *policy;
-    SSL_client_hello_cb_fn app_hello;  /* the application's, run before ours */
-    void           *app_hello_arg;
-    SSL_CTX_generate_session_ticket_fn app_ticket_gen;  /* the application's, chained */
-    SSL_CTX_decrypt_session_ticket_fn  app_ticket_dec;
-    void           *app_ticket_arg;
-};
-
-static int ctx_index = -1;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-
-static void ctx_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    m2_ctx_state *st = ptr;
-    if (st == NULL)
-        return;
-    m2mtls_policy_free(st->policy);
-    pthread_mutex_destroy(&st->lock);
-    free(st);
-}
-
-static void ctx_index_init(void)
-{
-    ctx_index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, ctx_state_free);
-}
-
-m2_ctx_state *m2_ctx_state_get(const SSL_CTX *ctx)
-{
-    pthread_once(&ctx_once, ctx_index_init);
-    if (ctx == NULL || ctx_index < 0)
-        return NULL;
-    return SSL_CTX_get_ex_data(ctx, ctx_index);
-}
-
-m2mtls_policy *(*m2_policy_source)(void);
-
-m2mtls_policy *m2_ctx_state_policy(m2_ctx_state *st)
-{
-    if (m2_policy_source != NULL) {
-        m2mtls_policy *shared = m2_policy_source();
-        if (shared != NULL)
-            return shared;
-    }
-    pthread_mutex_lock(&st->lock);
-    m2mtls_policy *p = st->policy;
-    m2mtls_policy_up_ref(p);
-    pthread_mutex_unlock(&st->lock);
-    return p;
-}
-
-void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate_session_ticket_fn *gen,
-                              SSL_CTX_decrypt_session_ticket_fn *dec, void **arg)
-{
-    *gen = st != NULL ? st->app_ticket_gen : NULL;
-    *dec = st != NULL ? st->app_ticket_dec : NULL;
-    *arg = st != NULL ? st->app_ticket_arg : NULL;
-}
 
 /* A server requires the client's certificate in the handshake itself:
  * never only after it (SSL_VERIFY_POST_HANDSHAKE: a TLS 1.3 client would be
@@ -84,70 +27,6 @@ static void require_client_cert(SSL *ssl)
     int mode = (SSL_get_verify_mode(ssl) | SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT)
                & ~(SSL_VERIFY_POST_HANDSHAKE | SSL_VERIFY_CLIENT_ONCE);
     SSL_set_verify(ssl, mode, SSL_get_verify_callback(ssl));
-}
-
-/* Suites that authenticate no certificate: anonymous (aNULL), PSK and SRP.
- * With one of them a server asks the client for no certificate, and a
- * client gets none from the server: the handshake would complete with
- * nobody verified (an application that offers "ALL:@SECLEVEL=0", or SRP
- * logins, has them). TLS 1.3 suites authenticate by certificate or by a
- * resumed session, which the policy re-checks. */
-static int certificate_suite(const SSL_CIPHER *c)
-{
-    int auth = SSL_CIPHER_get_auth_nid(c);
-    return auth != NID_auth_null && auth != NID_auth_psk && auth != NID_auth_srp;
-}
-
-int m2_certificate_suites_only(SSL *ssl, m2_conn *c)
-{
-    STACK_OF(SSL_CIPHER) *all = SSL_get_ciphers(ssl);
-    int n = sk_SSL_CIPHER_num(all), bad = 0;
-    for (int i = 0; i < n; i++)
-        bad += !certificate_suite(sk_SSL_CIPHER_value(all, i));
-    if (bad == 0)
-        return 1; /* the usual case: nothing to change, nothing spent */
-    /* The application's list, in its order, without those (TLS 1.3 suites
-     * have their own list, which SSL_set_cipher_list keeps). */
-    m2_buf list = { 0 };
-    for (int i = 0; i < n; i++) {
-        const SSL_CIPHER *cipher = sk_SSL_CIPHER_value(all, i);
-        if (certificate_suite(cipher) && SSL_CIPHER_get_auth_nid(cipher) != NID_auth_any)
-            m2_buf_addf(&list, "%s%s", list.len > 0 ? ":" : "", SSL_CIPHER_get_name(cipher));
-    }
-    ERR_set_mark();
-    int ok = list.s != NULL && !list.oom && SSL_set_cipher_list(ssl, list.s);
-    ERR_pop_to_mark();
-    free(list.s);
-    if (!ok)
-        m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL,
-                           "the application's cipher list has no (D)TLS 1.2 suite that authenticates a "
-                           "certificate (only anonymous, PSK or SRP suites)");
-    return ok;
-}
-
-/* Installed by m2_refuse_unpoliced: refuses whatever certificate the peer sends. */
-static int refuse_unpoliced(int ok, X509_STORE_CTX *xs)
-{
-    (void)ok;
-    X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-    return 0;
-}
-
-void m2_refuse_unpoliced(SSL *ssl, m2_conn *c)
-{
-    m2_conn_set_reason(c, M2MTLS_REJECT_INTERNAL,
-                       "the connection was moved (SSL_set_SSL_CTX) to a context without m2mtls_ctx_install: "
-                       "no policy verifies its peer there");
-    m2_proof_clear(&c->pending);
-    if (!c->unpoliced)
-        c->app_verify_cb = SSL_get_verify_callback(ssl);
-    c->unpoliced = 1;
-    /* The peer's certificate stays required, and OpenSSL's own verification
-     * on that context ends with this callback's refusal. */
-    SSL_set_verify(ssl, SSL_VERIFY_PEER | (SSL_is_server(ssl) ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                   refuse_unpoliced);
-    if (!SSL_is_server(ssl))
-        (void)m2_certificate_suites_only(ssl, c);
 }
 
 /* What a session's label records of an accepted verdict V: the SHA-256 of
@@ -277,8 +156,11 @@ static int set_session_context(SSL *ssl, const m2mtls_policy *p)
 static int hello_hook(SSL *ssl, int *alert, void *arg)
 {
     m2_ctx_state *st = arg;
-    if (st->app_hello != NULL) {
-        int r = st->app_hello(ssl, alert, st->app_hello_arg);
+    SSL_client_hello_cb_fn app_hello;
+    void *app_hello_arg;
+    m2_ctx_state_app_hello(st, &app_hello, &app_hello_arg);
+    if (app_hello != NULL) {
+        int r = app_hello(ssl, alert, app_hello_arg);
         if (r != SSL_CLIENT_HELLO_SUCCESS)
             return r;
     }
@@ -335,23 +217,13 @@ int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p)
     }
     if (m2_ctx_state_get(ctx) != NULL)
         return m2mtls_ctx_set_policy(ctx, p);
-    if (ctx_index < 0 || m2_conn_index() < 0) {
+    if (m2_conn_index() < 0) {
         m2_set_error("m2mtls_ctx_install: cannot allocate OpenSSL ex_data indexes");
         return 0;
     }
-    m2_ctx_state *st = calloc(1, sizeof *st);
-    if (st == NULL || pthread_mutex_init(&st->lock, NULL) != 0) {
-        free(st);
-        m2_set_error("m2mtls_ctx_install: out of memory");
+    m2_ctx_state *st = m2_ctx_state_new(ctx, p);
+    if (st == NULL)
         return 0;
-    }
-    m2mtls_policy_up_ref(p);
-    st->policy = p;
-    if (!SSL_CTX_set_ex_data(ctx, ctx_index, st)) {
-        ctx_state_free(NULL, st, NULL, 0, 0, NULL);
-        m2_set_error("m2mtls_ctx_install: out of memory");
-        return 0;
-    }
     /* Keep the application's verify callback: it still runs, inside ours. */
     int mode = (SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT)
                & ~(SSL_VERIFY_POST_HANDSHAKE | SSL_VERIFY_CLIENT_ONCE);
@@ -370,48 +242,5 @@ int m2mtls_ctx_install(SSL_CTX *ctx, m2mtls_policy *p)
         m2_set_error("m2mtls_ctx_install: cannot register the ClientHello hook (extension type 0xff4d is taken)");
         return 0;
     }
-    return 1;
-}
-
-int m2mtls_ctx_set_policy(SSL_CTX *ctx, m2mtls_policy *p)
-{
-    m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL || p == NULL) {
-        m2_set_error("m2mtls_ctx_set_policy: %s", p == NULL ? "the policy is NULL"
-                                                             : "m2mtls_ctx_install was not called on this context");
-        return 0;
-    }
-    m2mtls_policy_up_ref(p);
-    pthread_mutex_lock(&st->lock);
-    m2mtls_policy *old = st->policy;
-    st->policy = p;
-    pthread_mutex_unlock(&st->lock);
-    m2mtls_policy_free(old);
-    return 1;
-}
-
-int m2mtls_ctx_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
-{
-    m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL) {
-        m2_set_error("m2mtls_ctx_set_client_hello_cb: m2mtls_ctx_install was not called on this context");
-        return 0;
-    }
-    st->app_hello = cb;
-    st->app_hello_arg = arg;
-    return 1;
-}
-
-int m2mtls_ctx_set_session_ticket_cb(SSL_CTX *ctx, SSL_CTX_generate_session_ticket_fn gen,
-                                     SSL_CTX_decrypt_session_ticket_fn dec, void *arg)
-{
-    m2_ctx_state *st = m2_ctx_state_get(ctx);
-    if (st == NULL) {
-        m2_set_error("m2mtls_ctx_set_session_ticket_cb: m2mtls_ctx_install was not called on this context");
-        return 0;
-    }
-    st->app_ticket_gen = gen;
-    st->app_ticket_dec = dec;
-    st->app_ticket_arg = arg;
     return 1;
 }

@@ -9,7 +9,11 @@
  * peer certificate is required again (whatever verify mode the application
  * set), post-handshake authentication and external PSKs are off, and a
  * session offered for resumption must be one of that association under the
- * current policy, or the handshake is aborted. */
+ * current policy, or the handshake is aborted.
+ *
+ * Uses ctx_state.c, session_label.c, connection.c and guard.c; context.c
+ * installs its hook (m2_install_initiator_hook) and nothing here calls
+ * back into context.c. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"

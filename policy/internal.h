@@ -158,8 +158,8 @@ M2_HIDDEN const unsigned char *m2_peer_key_id(const m2_peer *peer, size_t *len);
  * AE-ID-Stem), M2_NONE if none. */
 M2_HIDDEN uint32_t m2_policy_find_pfc_for(const m2mtls_policy *p, const char *peer_id, uint32_t from);
 
-/* parser.c: from p->path, or from F with p->path naming it (the fuzz target). */
-M2_HIDDEN int m2_parse_policy(m2mtls_policy *p, m2_errors *errs);
+/* parser.c (above policy.c; m2mtls_policy_load is there): P filled from F,
+ * with p->path naming it (the fuzz target). */
 M2_HIDDEN int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs);
 
 /* ---- matcher.c: names of a certificate -> candidate associations --------- */
@@ -200,6 +200,10 @@ M2_HIDDEN int m2_peer_key_sha256(X509 *leaf, const EVP_PKEY *rpk, unsigned char 
 M2_HIDDEN const char *m2_keyid_format(const unsigned char sha[32], const char *alg, char *buf, size_t len);
 #define M2_KEYID_TEXT 64 /* room for any formatted id */
 
+/* ---- verdict.c: the verdict record (m2mtls_verdict_clear, its code) ------- */
+/* A verdict that a key identity gave (its cert_name is "key:..."). */
+M2_HIDDEN int m2_verdict_by_key(const m2mtls_verdict *v);
+
 /* ---- verifier.c ---------------------------------------------------------- */
 typedef struct m2_eval_opts {
     int         role;          /* M2MTLS_RESPONDER / M2MTLS_INITIATOR */
@@ -225,8 +229,6 @@ typedef struct m2_eval_opts {
 
 M2_HIDDEN int m2_evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untrusted,
                           const m2_eval_opts *o, m2mtls_verdict *out, int *x509_err);
-/* A verdict that a key identity gave (its cert_name is "key:..."). */
-M2_HIDDEN int m2_verdict_by_key(const m2mtls_verdict *v);
 /* A bare public key evaluated as the raw public key of a handshake
  * (m2mtls inspect on a PUBLIC KEY PEM); the arguments of
  * m2mtls_policy_check_cert_ex otherwise. */
@@ -267,9 +269,17 @@ M2_HIDDEN void m2_describe_name_constraints(STACK_OF(X509) *chain, int depth, m2
 /* 1 with WHY when OpenSSL found X's extensions invalid, 0 when they are fine. */
 M2_HIDDEN int  m2_cert_extensions_invalid(X509 *x, m2_buf *why);
 
-/* ---- context.c / connection.c / session_label.c / initiator.c ------------ */
+/* ---- the context and connection files, lowest first: ctx_state.c,
+ * session_label.c, connection.c, guard.c, tickets.c, initiator.c,
+ * context.c. Each uses only those before it (context.c: initiator.c too). */
+
+/* ctx_state.c: m2mtls's state on an SSL_CTX (its policy, the application's
+ * chained callbacks). */
 typedef struct m2_ctx_state m2_ctx_state;
 M2_HIDDEN m2_ctx_state   *m2_ctx_state_get(const SSL_CTX *ctx);
+/* Attaches a new state holding a reference to P to CTX; NULL with the
+ * last error set. */
+M2_HIDDEN m2_ctx_state   *m2_ctx_state_new(SSL_CTX *ctx, m2mtls_policy *p);
 /* A new reference to the context's current policy. */
 M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
 /* libm2mtls-preload.so governs every context of a program with the one policy
@@ -279,6 +289,8 @@ M2_HIDDEN m2mtls_policy  *m2_ctx_state_policy(m2_ctx_state *st);
  * a context a connection switched to. NULL in libm2mtls; set once, before the
  * first context is made. */
 M2_HIDDEN extern m2mtls_policy *(*m2_policy_source)(void);
+/* The application's client hello callback run before m2mtls's (NULL if none). */
+M2_HIDDEN void m2_ctx_state_app_hello(const m2_ctx_state *st, SSL_client_hello_cb_fn *cb, void **arg);
 /* The application's session ticket callbacks chained by m2mtls's (NULL if none). */
 M2_HIDDEN void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate_session_ticket_fn *gen,
                                         SSL_CTX_decrypt_session_ticket_fn *dec, void **arg);
@@ -287,7 +299,6 @@ M2_HIDDEN void m2_ctx_state_app_tickets(const m2_ctx_state *st, SSL_CTX_generate
  * every handshake (SSL_clear and renegotiation included) and stay the same
  * through TLS 1.3 post-handshake messages. */
 #define M2_HS_ID_LEN 64
-M2_HIDDEN void m2_hs_id(const SSL *ssl, unsigned char out[M2_HS_ID_LEN]);
 
 /* What one handshake proved about the peer. A proof becomes the connection's
  * label only once its handshake completed. */
@@ -317,6 +328,26 @@ typedef struct m2_label_memo {
     unsigned char sha[32];
 } m2_label_memo;
 
+/* session_label.c: the label record carried by a session (ticket app data,
+ * followed by the application's own ticket data, if any). */
+M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
+/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted).
+ * MEMO (or NULL): a connection's last re-check that passed, used when it was
+ * of the same POLICY, SESS, label record, EXPECTED and ROLE, else replaced. */
+M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
+                                          const char *expected, int role, m2mtls_verdict *out,
+                                          unsigned char anchor_sha256[32], m2_label_memo *memo);
+M2_HIDDEN void     m2_label_memo_clear(m2_label_memo *memo);
+/* A copy of the application's part of SESS's app data (NULL when none). */
+M2_HIDDEN unsigned char *m2_session_app_part(SSL_SESSION *sess, size_t *len);
+/* Sets SESS's app data to the record of PROOF (or none) followed by APP. */
+M2_HIDDEN int      m2_session_set_appdata(SSL_SESSION *sess, const m2_proof *proof, const void *app,
+                                          size_t app_len);
+/* The record of SESS as a resumed proof in OUT (its peer id a copy, NULL
+ * when out of memory); 0 with OUT cleared when SESS has none. */
+M2_HIDDEN int      m2_session_read_label(SSL_SESSION *sess, m2_proof *out);
+
+/* connection.c: the label of a connection. */
 typedef struct m2_conn {
     m2_ctx_state  *st;         /* the context `policy` was taken from */
     m2mtls_policy *policy;     /* snapshot the handshake under way uses (a reference) */
@@ -334,6 +365,8 @@ typedef struct m2_conn {
     m2_label_memo resumed;     /* the last session label re-check that passed */
 } m2_conn;
 
+/* The name of the handshake under way on SSL (connection.c). */
+M2_HIDDEN void     m2_hs_id(const SSL *ssl, unsigned char out[M2_HS_ID_LEN]);
 M2_HIDDEN int      m2_conn_index(void);
 M2_HIDDEN m2_conn *m2_conn_get(const SSL *ssl, int create);
 /* A copy of REASON with its class CODE (NULL clears both). */
@@ -362,7 +395,7 @@ M2_HIDDEN int      m2_handshake_completed(const SSL *ssl);
  * makes its proof the label, or records why there is none. */
 M2_HIDDEN void     m2_conn_settle(const SSL *ssl, m2_conn *c, int completed);
 
-/* context.c: only suites that authenticate a certificate stay in SSL's
+/* guard.c: only suites that authenticate a certificate stay in SSL's
  * (D)TLS 1.2 cipher list (no anonymous, PSK or SRP suite); 0 with C's
  * reason when none is left. */
 M2_HIDDEN int      m2_certificate_suites_only(SSL *ssl, m2_conn *c);
@@ -370,16 +403,7 @@ M2_HIDDEN int      m2_certificate_suites_only(SSL *ssl, m2_conn *c);
  * handshake is made to fail at the peer's certificate, with C's reason. */
 M2_HIDDEN void     m2_refuse_unpoliced(SSL *ssl, m2_conn *c);
 
-/* session_label.c: the label record carried by a session (ticket app data,
- * followed by the application's own ticket data, if any). */
-M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
-/* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted).
- * MEMO (or NULL): a connection's last re-check that passed, used when it was
- * of the same POLICY, SESS, label record, EXPECTED and ROLE, else replaced. */
-M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
-                                          const char *expected, int role, m2mtls_verdict *out,
-                                          unsigned char anchor_sha256[32], m2_label_memo *memo);
-M2_HIDDEN void     m2_label_memo_clear(m2_label_memo *memo);
+/* tickets.c: the server's session ticket callbacks on CTX. */
 M2_HIDDEN int      m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st);
 
 /* initiator.c: the client's start of every handshake (a ClientHello

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The policy file format (README "Policy file"): one directive a line, `#`
  * starts a comment, tokens split on blanks. Every mistake is collected as
- * "FILE:LINE: what is wrong"; any mistake refuses the whole policy. */
+ * "FILE:LINE: what is wrong"; any mistake refuses the whole policy.
+ * m2mtls_policy_load: a policy (policy.c) filled from its file. Uses
+ * policy.c's look-ups and index keys; policy.c knows nothing of it. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -809,7 +811,7 @@ static char *dir_of(const char *path)
     return d;
 }
 
-int m2_parse_policy(m2mtls_policy *p, m2_errors *errs)
+static int parse_policy_file(m2mtls_policy *p, m2_errors *errs)
 {
     char why[128];
     FILE *f = open_regular(p->path, why, sizeof why);
@@ -907,4 +909,25 @@ int m2_parse_policy_stream(m2mtls_policy *p, FILE *f, m2_errors *errs)
     free(ps.dir);
     m2_err_unstash(&app_errors);
     return errs->count == 0;
+}
+
+m2mtls_policy *m2mtls_policy_load(const char *path)
+{
+    if (path == NULL || *path == '\0') {
+        m2_set_error("m2mtls_policy_load: no policy file given");
+        return NULL;
+    }
+    m2mtls_policy *p = m2_policy_new(path);
+    if (p == NULL) {
+        m2_set_error("%s: out of memory", path);
+        return NULL;
+    }
+    m2_errors errs = { 0 };
+    if (!parse_policy_file(p, &errs)) {
+        m2_errors_publish(&errs);
+        m2mtls_policy_free(p);
+        return NULL;
+    }
+    free(errs.text);
+    return p;
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Policy lifetime (reference counted), look-ups, the public getters. */
+/* Policy lifetime (reference counted), look-ups and the keys of their
+ * indexes, the public getters. Below the parser (parser.c fills a policy
+ * made here, and m2mtls_policy_load is there): nothing here reads a file. */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -56,27 +58,6 @@ m2mtls_policy *m2_policy_new(const char *path)
         m2mtls_policy_free(p);
         return NULL;
     }
-    return p;
-}
-
-m2mtls_policy *m2mtls_policy_load(const char *path)
-{
-    if (path == NULL || *path == '\0') {
-        m2_set_error("m2mtls_policy_load: no policy file given");
-        return NULL;
-    }
-    m2mtls_policy *p = m2_policy_new(path);
-    if (p == NULL) {
-        m2_set_error("%s: out of memory", path);
-        return NULL;
-    }
-    m2_errors errs = { 0 };
-    if (!m2_parse_policy(p, &errs)) {
-        m2_errors_publish(&errs);
-        m2mtls_policy_free(p);
-        return NULL;
-    }
-    free(errs.text);
     return p;
 }
 

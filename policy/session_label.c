@@ -1,19 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Per-connection identity labels, and how they survive resumption (the
- * labels themselves: connection.c).
+/* The label record a session carries, and its re-check on resumption (the
+ * labels of connections: connection.c; the server's ticket callbacks that
+ * put the record into tickets: tickets.c).
  *
  * OpenSSL runs no verification on a resumed handshake, so the label travels
  * in the session itself (ticket app data, which is also kept in the session
  * cache and in serialized client sessions) and is re-checked against the
  * current policy whenever a session is resumed: the stored peer certificate
  * must still select exactly that identity, through an anchor with the same
- * certificate as the one that verified the chain.
+ * certificate as the one that verified the chain. What the full handshake
+ * proved of the certificate alone (its chain, its encoding, its keyUsage) is
+ * not proven again: the session holds the same bytes. A connection keeps its
+ * last re-check that passed (m2_label_memo), so the checks of one handshake
+ * (a client's at its start, at its ClientHello and at its end; a server's at
+ * its ticket and at its end) evaluate once.
  *
  * What a full handshake proved is the record below: the peer id and the
  * SHA-256 of the anchor certificate that verified the chain. An
  * application's own ticket data (m2mtls_ctx_set_session_ticket_cb, or the
  * preload chaining a program's callbacks) follows the record; the
- * application's callbacks see only their own part. */
+ * application's callbacks see only their own part.
+ *
+ * A leaf of the context and connection files: it knows sessions, proofs and
+ * the verifier, nothing of connections or contexts. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -264,101 +273,27 @@ int m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess, const char
     return 1;
 }
 
-/* ---- tickets (servers) ------------------------------------------------------------ */
+/* ---- for the ticket callbacks (tickets.c) ------------------------------------------ */
 
-/* A ticket is made once the handshake has proven what it proves (TLS 1.3:
- * after the client's Finished; TLS 1.2: after the client's Finished, or for
- * a renewed ticket after SNI): the end-of-handshake check runs here, and a
- * handshake that proved no identity fails with an alert. */
-static int ticket_gen(SSL *ssl, void *arg)
+unsigned char *m2_session_app_part(SSL_SESSION *sess, size_t *len)
 {
-    m2_conn *c = m2_conn_get(ssl, 0);
-    SSL_SESSION *sess = SSL_get_session(ssl);
-    const m2_proof *proof = c != NULL && sess != NULL ? m2_conn_prove(ssl, c) : NULL;
-    if (proof == NULL)
-        return 0;
-    SSL_CTX_generate_session_ticket_fn app_gen;
-    SSL_CTX_decrypt_session_ticket_fn app_dec;
-    void *app_arg;
-    m2_ctx_state_app_tickets(arg, &app_gen, &app_dec, &app_arg);
-    size_t n;
-    unsigned char *app = app_part(sess, &n);
-    int ok = 1;
-    if (app_gen != NULL) {
-        /* The application sees (and may replace) its own data only. */
-        ok = write_appdata(sess, NULL, app, n) && app_gen(ssl, app_arg);
-        free(app);
-        app = app_part(sess, &n);
-    }
-    ok = ok && write_appdata(sess, proof, app, n);
-    free(app);
-    return ok;
+    return app_part(sess, len);
 }
 
-/* The application's decrypt callback, with its own part of the app data:
- * the label record is put aside while it runs, and back after it. */
-static SSL_TICKET_RETURN app_decrypt(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
-                                     SSL_TICKET_STATUS status, void *arg)
+int m2_session_set_appdata(SSL_SESSION *sess, const m2_proof *proof, const void *app, size_t app_len)
 {
-    SSL_CTX_generate_session_ticket_fn app_gen;
-    SSL_CTX_decrypt_session_ticket_fn app_dec;
-    void *app_arg;
-    m2_ctx_state_app_tickets(arg, &app_gen, &app_dec, &app_arg);
-    if (app_dec == NULL)
-        return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
-    if (sess == NULL)
-        return app_dec(ssl, sess, keyname, keyname_len, status, app_arg);
+    return write_appdata(sess, proof, app, app_len);
+}
+
+int m2_session_read_label(SSL_SESSION *sess, m2_proof *out)
+{
     label_rec rec;
-    m2_proof saved = { 0 };
-    if (read_label(sess, &rec)) {
-        saved.how = M2_PROVEN_RESUMED;
-        saved.key = rec.key;
-        saved.peer_id = m2_strdup(rec.peer_id);
-        memcpy(saved.anchor_sha256, rec.sha, 32);
-    }
-    size_t n;
-    unsigned char *app = app_part(sess, &n);
-    SSL_TICKET_RETURN r = SSL_TICKET_RETURN_ABORT;
-    if ((saved.how == M2_PROVEN_NONE || saved.peer_id != NULL) && write_appdata(sess, NULL, app, n)) {
-        r = app_dec(ssl, sess, keyname, keyname_len, status, app_arg);
-        free(app);
-        app = app_part(sess, &n);
-        if (!write_appdata(sess, saved.how != M2_PROVEN_NONE ? &saved : NULL, app, n))
-            r = SSL_TICKET_RETURN_ABORT;
-    }
-    free(app);
-    m2_proof_clear(&saved);
-    return r;
-}
-
-/* A ticket whose identity the current policy no longer grants is not resumed:
- * the client gets a full handshake, and with it a full verification. Nothing
- * is bound here: OpenSSL may still decide not to resume (a TLS 1.3 ticket
- * whose hash is not the chosen suite's, a TLS 1.2 session of another context),
- * and a label is only ever made when the handshake completed. */
-static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
-                                    SSL_TICKET_STATUS status, void *arg)
-{
-    SSL_TICKET_RETURN app = app_decrypt(ssl, sess, keyname, keyname_len, status, arg);
-    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
-        return app == SSL_TICKET_RETURN_ABORT ? app : SSL_TICKET_RETURN_IGNORE_RENEW;
-    if (app != SSL_TICKET_RETURN_USE && app != SSL_TICKET_RETURN_USE_RENEW)
-        return app;
-    m2_conn *c = m2_conn_get(ssl, 1);
-    if (c == NULL)
-        return SSL_TICKET_RETURN_ABORT;
-    if (c->policy == NULL)
-        m2_conn_use_policy(c, arg);
-    m2mtls_verdict v;
-    unsigned char sha[32];
-    int valid = m2_session_label_valid(c->policy, sess, NULL, M2MTLS_RESPONDER, &v, sha, &c->resumed);
-    m2mtls_verdict_clear(&v);
-    /* (Not renewed unless asked: an OpenSSL client that gets a new ticket
-     * makes its old session object non-resumable.) */
-    return valid ? app : SSL_TICKET_RETURN_IGNORE_RENEW;
-}
-
-int m2_install_ticket_cb(SSL_CTX *ctx, m2_ctx_state *st)
-{
-    return SSL_CTX_set_session_ticket_cb(ctx, ticket_gen, ticket_dec, st);
+    memset(out, 0, sizeof *out);
+    if (!read_label(sess, &rec))
+        return 0;
+    out->how = M2_PROVEN_RESUMED;
+    out->key = rec.key;
+    out->peer_id = m2_strdup(rec.peer_id);
+    memcpy(out->anchor_sha256, rec.sha, 32);
+    return 1;
 }

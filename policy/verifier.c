@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The verdict: which candidate associations survive RFC 5280 path validation
- * against their own anchor, and whether exactly one identity results. */
+ * against their own anchor, and whether exactly one identity results. Uses
+ * the matcher, key identities (keypeer.c), the parameters and the verdict
+ * record (verdict.c), all below it. */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
@@ -391,11 +393,6 @@ static int evaluate(const m2mtls_policy *p, X509 *leaf, STACK_OF(X509) *untruste
     return key_not_ambiguous(p, leaf, untrusted, o, out, x509_err);
 }
 
-int m2_verdict_by_key(const m2mtls_verdict *v)
-{
-    return v != NULL && v->cert_name != NULL && strncmp(v->cert_name, "key:", 4) == 0;
-}
-
 /* OpenSSL pushes errors while it decodes and verifies; they are ours to
  * drop, and the application's (queued before, or by its verify callback in
  * between) stay: everything runs above a mark. */
@@ -459,22 +456,4 @@ int m2mtls_policy_check_cert(const m2mtls_policy *p, X509 *cert, STACK_OF(X509) 
                              const char *peer_id, m2mtls_role role, time_t at, m2mtls_verdict *out)
 {
     return m2mtls_policy_check_cert_ex(p, cert, chain, peer_id, role, at, -1, out);
-}
-
-void m2mtls_verdict_clear(m2mtls_verdict *v)
-{
-    if (v == NULL)
-        return;
-    free(v->peer_id);
-    free(v->local_id);
-    free(v->cert_name);
-    free(v->anchor);
-    free(v->reason);
-    sk_X509_pop_free(v->chain, X509_free);
-    memset(v, 0, sizeof *v);
-}
-
-m2mtls_reject_code m2mtls_verdict_code(const m2mtls_verdict *v)
-{
-    return v != NULL && !v->accepted ? v->code : M2MTLS_REJECT_NONE;
 }

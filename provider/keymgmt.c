@@ -396,7 +396,7 @@ static const char *km_ec_opname(int operation_id)
 {
     switch (operation_id) {
     case OSSL_OP_SIGNATURE:
-        return M2P_SIG_ECDSA;   /* not "ECDSA": see signature_algs in provider.c */
+        return M2P_SIG_ECDSA;   /* not "ECDSA": see signature_algs in init.c */
     case OSSL_OP_KEYEXCH:
         return "ECDH";
     default:

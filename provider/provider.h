@@ -53,7 +53,7 @@ M2P_HIDDEN const OSSL_ITEM *m2p_reason_strings(void);
 #define M2P_ERR_CK(fn, rv) \
     m2p_err_raw(M2P_R_PKCS11, __FILE__, __LINE__, __func__, "%s: %s", (fn), m2c_ckr_name(rv))
 
-/* ---- provider context (provider.c) -------------------------------------- */
+/* ---- provider context (made by init.c, its services in provider.c) ------ */
 struct m2p_prov {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *corectx;          /* child of the application's library context (unused for crypto) */
@@ -75,6 +75,8 @@ struct m2p_prov {
 };
 
 M2P_HIDDEN OSSL_LIB_CTX *m2p_fallback_ctx(m2p_prov *prov);
+/* Frees the fallback context and the digest cache (the provider's teardown). */
+M2P_HIDDEN void m2p_fallback_free(m2p_prov *prov);
 /* a digest by name from the fallback context; reference owned by the caller */
 M2P_HIDDEN EVP_MD *m2p_fetch_md(m2p_prov *prov, const char *name);
 
@@ -247,7 +249,7 @@ M2P_HIDDEN int m2p_ec_point_uncompressed(m2p_prov *prov, int nid, const unsigned
                                          size_t inlen, unsigned char **out, size_t *outlen);
 
 /* ---- algorithm tables ----------------------------------------------------- */
-/* signature algorithm names of this provider alone (see provider.c) */
+/* signature algorithm names of this provider alone (see init.c) */
 #define M2P_SIG_ECDSA "M2MTLS-ECDSA"
 #define M2P_SIG_RSA "M2MTLS-RSA"
 extern const OSSL_DISPATCH m2p_ec_keymgmt_functions[] M2P_HIDDEN;
@@ -261,7 +263,8 @@ extern const OSSL_DISPATCH m2p_rsa_decoder_functions[] M2P_HIDDEN;
 
 /* ---- small helpers ---------------------------------------------------------- */
 M2P_HIDDEN char *m2p_read_pin_file(const char *path);
-/* core BIO reading (provider.c) */
+/* core BIO reading (provider.c), with the core's function given at init */
+M2P_HIDDEN void m2p_core_bio_init(OSSL_FUNC_BIO_read_ex_fn *read_ex);
 /* reads at most about max bytes (key references are small) */
 M2P_HIDDEN int m2p_core_bio_read_all(OSSL_CORE_BIO *cin, size_t max, unsigned char **data,
                                      size_t *len);

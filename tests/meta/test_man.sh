@@ -79,8 +79,8 @@ for kw in $(grep -o 'strncmp([a-z_]*, "[a-z-]*[:=]"' "$src/policy/parser.c" | se
 done
 
 # ---- provider-m2mtls(7) --------------------------------------------------------
-for key in $(grep -o 'OSSL_PARAM_construct_utf8_ptr("[a-z0-9-]*"' "$src/provider/provider.c" | sed 's/.*"\(.*\)"/\1/'); do
-  has_word provider-m2mtls.7 "$key" "a configuration key of provider/provider.c"
+for key in $(grep -o 'OSSL_PARAM_construct_utf8_ptr("[a-z0-9-]*"' "$src/provider/init.c" | sed 's/.*"\(.*\)"/\1/'); do
+  has_word provider-m2mtls.7 "$key" "a configuration key of provider/init.c"
 done
 for attr in $(grep -o 'strcmp(name, "[a-z-]*")' "$src/provider/uri.c" | sed 's/.*"\(.*\)".*/\1/' | sort -u); do
   has_word provider-m2mtls.7 "$attr" "a URI attribute of provider/uri.c"
