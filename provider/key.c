@@ -488,13 +488,21 @@ static CK_RV key_sign_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen,
     return key_copy(k, gen, obj, h);
 }
 
-/* After a failure: the token object is found again and the session copy
- * made again. A copy the token still knows (DESTROY: the token said the
- * handle was invalid, which a logout or a closed keeper explains, but not
- * always) is destroyed rather than left in the keeper. */
-static void key_forget_handle(m2p_key *k, int destroy)
+/* After a failure with handle USED (CK_INVALID_HANDLE: before a handle was
+ * found): the token object is found again and the session copy made again.
+ * A copy the token still knows (DESTROY: the token said the handle was
+ * invalid, which a logout or a closed keeper explains, but not always) is
+ * destroyed rather than left in the keeper. When another thread has
+ * replaced USED already (its own recovery made a new copy), the new one is
+ * left alone: threads that failed on one copy would otherwise destroy each
+ * other's new copies in turn until they all ran out of attempts. */
+static void key_forget_handle(m2p_key *k, int destroy, CK_OBJECT_HANDLE used)
 {
     pthread_mutex_lock(&k->lock);
+    if (used != CK_INVALID_HANDLE && used != k->copy && used != k->handle) {
+        pthread_mutex_unlock(&k->lock);
+        return;
+    }
     k->handle = CK_INVALID_HANDLE;
     if (destroy && k->copy != CK_INVALID_HANDLE)
         m2p_token_drop_copy(k->tok, k->copy, k->copy_epoch);
@@ -549,9 +557,9 @@ int m2p_key_cache_status(m2p_key *k, char *buf, size_t len)
 
 /* ---- signing with recovery ------------------------------------------------- */
 
-/* After a failed signature: recovers what rv says is lost and gives the
- * session back (or drops it). 1: worth another attempt. */
-static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_RV rv)
+/* After a failed signature with handle USED: recovers what rv says is lost
+ * and gives the session back (or drops it). 1: worth another attempt. */
+static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE used, CK_RV rv)
 {
     m2p_token *tok = k->tok;
 
@@ -565,10 +573,10 @@ static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_RV rv)
          * noticed and replaced when the copy is made) */
         m2p_session_drop(tok, s);
         m2p_token_reset(tok, 1);
-        key_forget_handle(k, 0);
+        key_forget_handle(k, 0, used);
         return 1;
     case CKR_USER_NOT_LOGGED_IN:
-        key_forget_handle(k, 0);
+        key_forget_handle(k, 0, used);
         m2p_token_reset(tok, 1);
         m2p_session_put(tok, s);
         return 1;
@@ -577,7 +585,7 @@ static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_RV rv)
         /* a private object (and its session copy) disappears when the
          * token is logged out; other keys' copies learn it at their next
          * signature */
-        key_forget_handle(k, 1);
+        key_forget_handle(k, 1, used);
         m2p_token_reset(tok, 1);
         m2p_session_put(tok, s);
         return 1;
@@ -587,7 +595,7 @@ static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_RV rv)
     case CKR_OPERATION_ACTIVE:
         m2p_session_drop(tok, s);
         m2p_token_reset(tok, 0);
-        key_forget_handle(k, 0);
+        key_forget_handle(k, 0, used);
         return 1;
     case CKR_CRYPTOKI_NOT_INITIALIZED:
         m2p_token_reset(tok, 0);
@@ -616,7 +624,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
     ERR_set_mark();
     for (attempt = 0; attempt < M2P_MAX_RETRIES; attempt++) {
         CK_SESSION_HANDLE s;
-        CK_OBJECT_HANDLE h;
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
         CK_ULONG len = (CK_ULONG)*outlen;
         unsigned long gen;
 
@@ -642,7 +650,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
             *outlen = len;
             return 1;
         }
-        if (!recover(k, s, rv)) {
+        if (!recover(k, s, h, rv)) {
             ERR_pop_to_mark();
             M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2c_ckr_name(rv));
             return 0;
