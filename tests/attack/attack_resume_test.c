@@ -120,6 +120,8 @@ static int setup(void **state)
                       srv_common, id_devc)
         && pki_writef(dir, "srv-devc2.policy", "%scert server.pem\nkey server.key\npeer " DEVC " key:sha-256;%s\n",
                       srv_common, id_devc2)
+        && pki_writef(dir, "srv-renamed.policy", "local-id /CSE-SRV\nanchor ALPHA root.pem\ncert server.pem\n"
+                      "key server.key\npeer /CSE-CLI dns:renamed.example.com ALPHA\n")
         && pki_writef(dir, "srv-old.policy", "%scert server-old.pem\nkey server-old.key\n", srv_common)
         && pki_writef(dir, "cli.policy", "%speer /CSE-SRV uri://sp.example.com/CSE-SRV ALPHA\n", cli_common)
         && pki_writef(dir, "cli-old.policy", "%speer /CSE-SRV uri://sp.example.com/CSE-OLD ALPHA\n", cli_common)
@@ -327,6 +329,64 @@ static void test_memo_label_rewritten_in_place(void **state)
     }
 }
 
+/* ---- a policy reload in the middle of a resumed handshake ------------------------------- */
+
+/* The application's own ticket decrypt callback (m2mtls_ctx_set_session_ticket_cb)
+ * reloads the policy: /CSE-CLI is now renamed.example.com. The handshake
+ * under way keeps the snapshot it took at its ClientHello (README: each
+ * handshake takes one), so it resumes with that snapshot's label; the next
+ * one is decided by the new policy: not resumed, and the full handshake
+ * refuses the client. Nothing mixes the two (a memo of the old snapshot
+ * is never used under the new one). */
+static SSL_TICKET_RETURN reload_in_decrypt(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                           size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)sess;
+    (void)keyname;
+    (void)keyname_len;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    int *reloads = arg;
+    if (*reloads == 0) {
+        m2mtls_policy *p = load("srv-renamed.policy");
+        if (m2mtls_ctx_set_policy(ctx, p))
+            (*reloads)++;
+        m2mtls_policy_free(p);
+    }
+    return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
+           : status == SSL_TICKET_SUCCESS     ? SSL_TICKET_RETURN_USE
+                                              : SSL_TICKET_RETURN_IGNORE_RENEW;
+}
+
+static void test_reload_between_ticket_and_end(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ALL; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
+        int reloads = -1; /* not yet: the first (full) handshake has no ticket to decrypt */
+        assert_int_equal(m2mtls_ctx_set_session_ticket_cb(sctx, NULL, reload_in_decrypt, &reloads), 1);
+        hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        hs_side s, c;
+        run(&o, &s, &c);
+        expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
+        o.session = c.session;
+        reloads = 0;
+        hs_side s2, c2;
+        run(&o, &s2, &c2);
+        assert_int_equal(reloads, 1);
+        expect_labelled("resumed while the policy was reloaded", m, &s2, &c2, "/CSE-CLI", "/CSE-SRV", 1);
+        clear(&s2, &c2);
+        run(&o, &s2, &c2); /* the new policy decides */
+        if (s2.reused || s2.handshake_ok || s2.peer_id != NULL)
+            fail_msg("%s: resumed or labelled under the reloaded policy (resumed=%d, peer=%s)", m->name, s2.reused,
+                     s2.peer_id ? s2.peer_id : "(none)");
+        clear(&s2, &c2);
+        clear(&s, &c);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
 /* ---- labels are made only by a full m2mtls handshake ------------------------------------ */
 
 /* The profile is not checked again on resumption, so a certificate that
@@ -376,11 +436,89 @@ static void test_ticket_of_plain_context_with_bad_profile(void **state)
         if (s.handshake_ok || s.peer_id != NULL || s.reused)
             fail_msg("%s: a ticket of a context without m2mtls completed a handshake (resumed=%d, peer=%s)", m->name,
                      s.reused, s.peer_id ? s.peer_id : "(none)");
+        assert_int_equal(s.reject_code, M2MTLS_REJECT_PROFILE); /* the full handshake that followed */
         clear(&s, &c);
         SSL_SESSION_free(ticket);
         SSL_CTX *all[] = { sctx, plain, cctx, attacker };
         for (size_t k = 0; k < 4; k++)
             SSL_CTX_free(all[k]);
+    }
+}
+
+/* The same, with the context without m2mtls writing a label record of its
+ * own into its tickets (its application's ticket callback, with bytes an
+ * attacker chose: '/CSE-CLI' through the digest of the real anchor), under
+ * its own session id context, as any context of its own has. The m2mtls
+ * context never decrypts such a ticket into a resumption: OpenSSL resumes
+ * only sessions of the connection's session id context (the policy's digest
+ * and the server name), and that one is m2mtls's alone. (A context that
+ * shares both the ticket keys and that session id context can write any
+ * session: see the report of issue 13 item 5.) */
+static unsigned char forged[128];
+static size_t forged_len;
+
+static int forge_label(SSL *ssl, void *arg)
+{
+    (void)arg;
+    return SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), forged, forged_len);
+}
+
+static SSL_TICKET_RETURN use_any(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
+                                 SSL_TICKET_STATUS status, void *arg)
+{
+    (void)ssl;
+    (void)sess;
+    (void)keyname;
+    (void)keyname_len;
+    (void)arg;
+    return status == SSL_TICKET_SUCCESS || status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE
+                                                                              : SSL_TICKET_RETURN_IGNORE_RENEW;
+}
+
+static void test_forged_label_of_plain_context(void **state)
+{
+    (void)state;
+    char *path = pki_path(dir, "root.pem");
+    FILE *f = fopen(path, "r");
+    free(path);
+    assert_non_null(f);
+    X509 *anchor = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(anchor);
+    unsigned int md_len = 0;
+    memcpy(forged, "m2mtls-label-1", sizeof "m2mtls-label-1");
+    assert_true(X509_digest(anchor, EVP_sha256(), forged + sizeof "m2mtls-label-1", &md_len) && md_len == 32);
+    X509_free(anchor);
+    memcpy(forged + sizeof "m2mtls-label-1" + 32, "/CSE-CLI", sizeof "/CSE-CLI");
+    forged_len = sizeof "m2mtls-label-1" + 32 + sizeof "/CSE-CLI";
+    unsigned char keys[80];
+    memset(keys, 0x44, sizeof keys);
+    for (size_t i = 0; i < N_ALL; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *plain = plain_ctx(1, m, "server");
+        SSL_CTX *attacker = plain_ctx(0, m, "client-ka");
+        assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(sctx, keys, sizeof keys), 1);
+        assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(plain, keys, sizeof keys), 1);
+        assert_int_equal(SSL_CTX_set_session_id_context(plain, (const unsigned char *)"plain", 5), 1);
+        assert_int_equal(SSL_CTX_set_session_ticket_cb(plain, forge_label, use_any, NULL), 1);
+        hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
+        hs_side s, c;
+        run(&get, &s, &c);
+        assert_true(s.ok && c.ok);
+        assert_non_null(c.session);
+        SSL_SESSION *ticket = c.session;
+        c.session = NULL;
+        clear(&s, &c);
+        hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
+        run(&replay, &s, &c);
+        if (s.handshake_ok || s.peer_id != NULL || s.reused)
+            fail_msg("%s: a ticket with a label written by another context was accepted (resumed=%d, peer=%s)",
+                     m->name, s.reused, s.peer_id ? s.peer_id : "(none)");
+        clear(&s, &c);
+        SSL_SESSION_free(ticket);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(plain);
+        SSL_CTX_free(attacker);
     }
 }
 
@@ -429,7 +567,9 @@ int main(void)
         cmocka_unit_test(test_memo_session_overwritten_in_place),
         cmocka_unit_test(test_memo_label_rewritten_in_place),
         cmocka_unit_test(test_ticket_of_plain_context_with_bad_profile),
+        cmocka_unit_test(test_forged_label_of_plain_context),
         cmocka_unit_test(test_compressed_point_carrier),
+        cmocka_unit_test(test_reload_between_ticket_and_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
