@@ -123,7 +123,8 @@ static int setup(void **state)
         && pki_writef(dir, "srv-renamed.policy", "local-id /CSE-SRV\nanchor ALPHA root.pem\ncert server.pem\n"
                       "key server.key\npeer /CSE-CLI dns:renamed.example.com ALPHA\n")
         && pki_writef(dir, "srv-old.policy", "%scert server-old.pem\nkey server-old.key\n", srv_common)
-        && pki_writef(dir, "cli.policy", "%speer /CSE-SRV uri://sp.example.com/CSE-SRV ALPHA\n", cli_common)
+        && pki_writef(dir, "cli.policy", "%speer /CSE-SRV uri://sp.example.com/CSE-SRV ALPHA\n"
+                      "peer /CSE-OTHER uri://sp.example.com/CSE-OTHER ALPHA\n", cli_common)
         && pki_writef(dir, "cli-old.policy", "%speer /CSE-SRV uri://sp.example.com/CSE-OLD ALPHA\n", cli_common)
         && pki_writef(dir, "devc.policy", "local-id " DEVC "\ncert devc.pem\nkey devc.key\nanchor ALPHA root.pem\n"
                       "peer /CSE-SRV dns:server.example.com ALPHA\n");
@@ -387,6 +388,38 @@ static void test_reload_between_ticket_and_end(void **state)
     }
 }
 
+/* The same SSL, after SSL_clear, asked for another association of the same
+ * policy (m2mtls_ssl_set_peer) and offered the session the memo holds: the
+ * memo is of the association asked for, so the session is re-checked for
+ * /CSE-OTHER, not offered, and the full handshake refuses the server. */
+static void test_memo_other_association_same_ssl(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ALL; i++) {
+        const mode *m = ALL[i];
+        SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
+        hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        hs_side s, c;
+        run(&o, &s, &c);
+        expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
+        SSL_SESSION *sess = c.session;
+        c.session = NULL;
+        clear(&s, &c);
+        SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
+        hs_opts again = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-OTHER",
+                          .session = sess, .client_ssl = ssl };
+        run(&again, &s, &c);
+        if (c.reused || c.ok || c.peer_id != NULL)
+            fail_msg("%s: a session of /CSE-SRV served an SSL asked for /CSE-OTHER (reused=%d, peer=%s)", m->name,
+                     c.reused, c.peer_id ? c.peer_id : "(none)");
+        assert_non_null(c.reason);
+        clear(&s, &c);
+        SSL_SESSION_free(sess);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+    }
+}
+
 /* ---- labels are made only by a full m2mtls handshake ------------------------------------ */
 
 /* The profile is not checked again on resumption, so a certificate that
@@ -566,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memo_session_overwritten_in_place),
         cmocka_unit_test(test_memo_label_rewritten_in_place),
+        cmocka_unit_test(test_memo_other_association_same_ssl),
         cmocka_unit_test(test_ticket_of_plain_context_with_bad_profile),
         cmocka_unit_test(test_forged_label_of_plain_context),
         cmocka_unit_test(test_compressed_point_carrier),
