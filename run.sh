@@ -93,7 +93,7 @@ cmd_test() {
   (cd build && ctest --output-on-failure -j "$jobs" -LE '^bench$')
   echo "== valgrind memcheck (unit and loopback tests of the plain build)"
   local t
-  for t in test_policy_parse test_verify test_originator test_handshake test_profile test_params test_invariant test_rpk attack/attack_test; do
+  for t in test_policy_parse test_verify test_originator test_handshake test_profile test_params test_invariant test_rpk attack/attack_test attack/attack_resume_test; do
     valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect "build/tests/$t" >"build/valgrind-${t##*/}.log" 2>&1 \
       || { cat "build/valgrind-${t##*/}.log"; echo "valgrind: $t failed"; return 1; }

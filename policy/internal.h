@@ -319,6 +319,12 @@ typedef struct m2_proof {
  * give the same verdict: it is computed once. */
 typedef struct m2_label_memo {
     SSL_SESSION *sess;                  /* a reference: its address is never another session's */
+    /* ... but its content may be: d2i_SSL_SESSION(&sess, ...) decodes
+     * another session into the same object. What the verdict was made of is
+     * named too: the peer's certificate and raw public key (references, so
+     * their addresses are never another's either). */
+    X509        *peer;
+    EVP_PKEY    *rpk;
     const m2mtls_policy *policy;        /* the connection's snapshot (a new one clears the memo) */
     int   role;
     char *expected;
@@ -333,7 +339,8 @@ typedef struct m2_label_memo {
 M2_HIDDEN int      m2_session_store_label(SSL_SESSION *sess, const m2_proof *proof);
 /* Re-checks a session's stored label against POLICY; 1 valid (OUT accepted).
  * MEMO (or NULL): a connection's last re-check that passed, used when it was
- * of the same POLICY, SESS, label record, EXPECTED and ROLE, else replaced. */
+ * of the same POLICY, SESS (and its peer certificate or key), label record,
+ * EXPECTED and ROLE, else replaced. */
 M2_HIDDEN int      m2_session_label_valid(const m2mtls_policy *p, SSL_SESSION *sess,
                                           const char *expected, int role, m2mtls_verdict *out,
                                           unsigned char anchor_sha256[32], m2_label_memo *memo);

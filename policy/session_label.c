@@ -149,6 +149,8 @@ static int key_label_eval(const m2mtls_policy *p, SSL_SESSION *sess, const label
 void m2_label_memo_clear(m2_label_memo *memo)
 {
     SSL_SESSION_free(memo->sess);
+    X509_free(memo->peer);
+    EVP_PKEY_free(memo->rpk);
     free(memo->expected);
     free(memo->rec);
     m2mtls_verdict_clear(&memo->v);
@@ -163,7 +165,8 @@ static int same_text(const char *a, const char *b)
 static int memo_holds(const m2_label_memo *memo, const m2mtls_policy *p, SSL_SESSION *sess, const label_rec *rec,
                       const char *expected, int role)
 {
-    return memo != NULL && memo->sess == sess && memo->policy == p && memo->role == role
+    return memo != NULL && memo->sess == sess && memo->peer == SSL_SESSION_get0_peer(sess)
+           && memo->rpk == m2_rpk_of_session(sess) && memo->policy == p && memo->role == role
            && same_text(memo->expected, expected) && memo->rec_len == rec->len
            && memcmp(memo->rec, rec->start, rec->len) == 0;
 }
@@ -189,8 +192,14 @@ static void memo_keep(m2_label_memo *memo, const m2mtls_policy *p, SSL_SESSION *
                       const char *expected, int role, const m2mtls_verdict *v)
 {
     m2_label_memo_clear(memo);
-    if (!SSL_SESSION_up_ref(sess))
+    X509 *peer = SSL_SESSION_get0_peer(sess);
+    EVP_PKEY *rpk = m2_rpk_of_session(sess);
+    memo->peer = peer != NULL && X509_up_ref(peer) ? peer : NULL;
+    memo->rpk = rpk != NULL && EVP_PKEY_up_ref(rpk) ? rpk : NULL;
+    if (memo->peer != peer || memo->rpk != rpk || !SSL_SESSION_up_ref(sess)) {
+        m2_label_memo_clear(memo);
         return;
+    }
     memo->sess = sess;
     memo->policy = p;
     memo->role = role;
