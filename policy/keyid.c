@@ -143,17 +143,39 @@ int m2_key_sha256(const EVP_PKEY *key, unsigned char out[32])
     return ok;
 }
 
-/* A certificate's SubjectPublicKeyInfo is encoded again from the fields it
- * was decoded into (a few thousand instructions), the same bytes i2d_PUBKEY
- * makes of its key through OpenSSL 3's encoders (about two million): this
- * runs on every handshake and resumption that looks a key up. */
+/* Whether the certificate's SubjectPublicKeyInfo, encoded again from the
+ * fields it was decoded into, is byte for byte what i2d_PUBKEY makes of its
+ * key: an EC key on a named curve (point form kept, compressed or not). An
+ * RSA key whose parameters omit the NULL is one that is not. */
+static int spki_canonical(X509_PUBKEY *xpk)
+{
+    ASN1_OBJECT *alg = NULL;
+    const void *param = NULL;
+    int ptype = V_ASN1_UNDEF;
+    X509_ALGOR *palg = NULL;
+    if (!X509_PUBKEY_get0_param(&alg, NULL, NULL, &palg, xpk) || palg == NULL)
+        return 0;
+    X509_ALGOR_get0(NULL, &ptype, &param, palg);
+    return OBJ_obj2nid(alg) == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT;
+}
+
+/* The same digest as m2_key_sha256 of the key (the ids `m2mtls inspect` and
+ * `keyref` print), cheaper: OpenSSL 3's encoders cost about two million
+ * instructions per i2d_PUBKEY, re-encoding the certificate's own fields a
+ * few thousand; this runs on every handshake and resumption that looks a key
+ * up. Other keys than named-curve EC ones take the encoders. */
 int m2_peer_key_sha256(X509 *leaf, const EVP_PKEY *rpk, unsigned char out[32])
 {
     if (leaf == NULL)
         return m2_key_sha256(rpk, out);
+    X509_PUBKEY *xpk = X509_get_X509_PUBKEY(leaf);
     /* Only a key OpenSSL could decode: the handshake verified with that one. */
+    if (X509_get0_pubkey(leaf) == NULL || xpk == NULL)
+        return 0;
+    if (!spki_canonical(xpk))
+        return m2_key_sha256(X509_get0_pubkey(leaf), out);
     unsigned char *der = NULL;
-    int n = X509_get0_pubkey(leaf) != NULL ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &der) : -1;
+    int n = i2d_X509_PUBKEY(xpk, &der);
     int ok = sha256_of(der, n, out);
     OPENSSL_free(der);
     return ok;

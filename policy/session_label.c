@@ -27,6 +27,11 @@
 #include <string.h>
 #include "internal.h"
 
+/* The record's version. A resumption re-checks the label against the
+ * current policy, but not what the full handshake proved of the certificate
+ * alone (its chain, encoding and keyUsage): a release that tightens those
+ * rules changes the version, so that sessions made under the old rules stop
+ * resuming instead of keeping them until they expire. */
 #define LABEL_MAGIC "m2mtls-label-1"
 #define LABEL_MAGIC_LEN (sizeof LABEL_MAGIC) /* with its NUL */
 /* A key identity's record: the same layout, the digest is the key's. */

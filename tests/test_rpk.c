@@ -350,6 +350,73 @@ static void test_verdict_carrier(void **state)
     free(id_exp);
 }
 
+/* The key a policy author has, and its id (i2d_PUBKEY: what `m2mtls inspect`
+ * and `keyref` print), identify a carrier whatever its SubjectPublicKeyInfo
+ * encoding: an RSA carrier whose algorithm parameters omit the NULL (292
+ * bytes re-encoded from the certificate, 294 from the key) is the same key
+ * as one with it; a compressed-point EC carrier is its key too. */
+static X509 *spki_without_null(X509 *cert, EVP_PKEY *key)
+{
+    X509 *x = X509_dup(cert);
+    assert_non_null(x);
+    X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+    const unsigned char *bits = NULL;
+    int n = 0;
+    assert_true(X509_PUBKEY_get0_param(NULL, &bits, &n, NULL, xpk));
+    unsigned char *copy = OPENSSL_memdup(bits, (size_t)n);
+    assert_non_null(copy);
+    assert_true(X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_UNDEF, NULL, copy, n));
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    /* as a peer sends it: decoded from its DER */
+    unsigned char *der = NULL;
+    int len = i2d_X509(x, &der);
+    const unsigned char *p = der;
+    X509 *back = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+    OPENSSL_free(der);
+    X509_free(x);
+    assert_non_null(back);
+    return back;
+}
+
+static void test_verdict_carrier_spki_encodings(void **state)
+{
+    (void)state;
+    static const char *const specs[] = { "RSA:2048", "EC:P-256:compressed" };
+    for (size_t i = 0; i < 2; i++) {
+        EVP_PKEY *key = pki_key_gen(specs[i]);
+        pki_cert c;
+        assert_non_null(key);
+        assert_true(pki_self_signed(NULL, key, "Cdev", &c));
+        X509 *carriers[2] = { c.cert, i == 0 ? spki_without_null(c.cert, key) : NULL };
+        if (i == 0) {
+            unsigned char *a = NULL, *b = NULL;
+            int la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(carriers[1]), &a), lb = i2d_PUBKEY(key, &b);
+            assert_int_equal(la + 2, lb); /* the encodings really differ */
+            OPENSSL_free(a);
+            OPENSSL_free(b);
+        }
+        char *id = key_id(key, 32);
+        assert_true(pki_writef(dir, "enc.policy", "local-id /CSE-SRV\npeer " DEV " key:sha-256;%s\n", id));
+        m2mtls_policy *p = load("enc.policy");
+        for (size_t k = 0; k < 2 && carriers[k] != NULL; k++) {
+            m2mtls_verdict v;
+            assert_int_equal(m2mtls_policy_check_cert(p, carriers[k], NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
+            if (!v.accepted)
+                fail_msg("%s carrier %zu: %s", specs[i], k, v.reason ? v.reason : "(no reason)");
+            assert_str_eq(v.peer_id, DEV);
+            m2mtls_verdict_clear(&v);
+            assert_int_equal(m2mtls_policy_check_cert(p, carriers[k], NULL, DEV, M2MTLS_INITIATOR, 0, &v), 1);
+            assert_true(v.accepted);
+            m2mtls_verdict_clear(&v);
+        }
+        m2mtls_policy_free(p);
+        free(id);
+        X509_free(carriers[1]);
+        pki_cert_free(&c);
+        EVP_PKEY_free(key);
+    }
+}
+
 /* What a carrier is held to: the strength floor, a keyUsage that allows
  * signing, and one identity. */
 static void test_verdict_carrier_refusals(void **state)
@@ -778,6 +845,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_verdict_carrier),
+        cmocka_unit_test(test_verdict_carrier_spki_encodings),
         cmocka_unit_test(test_verdict_carrier_refusals),
         cmocka_unit_test(test_key_peer_carrier),
         cmocka_unit_test(test_key_both_ways),
