@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+#include <m2mtls/policy.h>
 
 #include "proxy.h"
 
@@ -233,5 +234,21 @@ void hs_mem_run(SSL *client, SSL *server, proxy_tamper_fn tamper, void *arg);
  * run after sending them. 1 when the handshake completed. */
 typedef size_t (*hs_flight_fn)(int n, unsigned char *buf, size_t len, int *stop, void *arg);
 int  hs_mem_flights(SSL *client, int fd, hs_flight_fn flight, void *arg);
+
+/* ---- for CMocka tests (hs_check.c): an error fails the running test ---- */
+
+/* The policy file DIR/NAME, loaded; the test fails with m2mtls_last_error(). */
+m2mtls_policy *hs_policy_load(const char *dir, const char *name);
+/* hs_ctx_new, and hs_ctx_install of DIR/POLICY unless POLICY is NULL. */
+SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, const char *policy);
+/* CTX presents the certificate DIR/NAME.pem with the key DIR/NAME.key (a
+ * program without m2mtls). */
+void hs_test_ctx_use(SSL_CTX *ctx, const char *dir, const char *name);
+/* hs_run; the test fails when the run itself did not work ("WHAT: ..."). */
+void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c);
+/* hs_side_clear of both sides of a connection. */
+void hs_side_pair_clear(hs_side *s, hs_side *c);
+/* The test fails unless both sides completed (WHAT, may be NULL, names the run). */
+void hs_expect_ok(const char *what, const hs_side *s, const hs_side *c);
 
 #endif

@@ -410,6 +410,14 @@ int pki_write_key(const char *dir, const char *name, EVP_PKEY *key)
     return close_ok(f, PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL));
 }
 
+int pki_write_entity(const char *dir, const char *base, const pki_cert *c)
+{
+    char cert[256], key[256];
+    snprintf(cert, sizeof cert, "%s.pem", base);
+    snprintf(key, sizeof key, "%s.key", base);
+    return pki_write_cert(dir, cert, c->cert) && pki_write_key(dir, key, c->key);
+}
+
 int pki_write_crl(const char *dir, const char *name, X509_CRL *crl)
 {
     FILE *f = open_in(dir, name, "w");
@@ -454,4 +462,29 @@ STACK_OF(X509) *pki_stack(X509 *first, ...)
     }
     va_end(ap);
     return sk;
+}
+
+/* ---- key ids ------------------------------------------------------------ */
+
+char *pki_key_id(EVP_PKEY *key, size_t bytes)
+{
+    unsigned char *der = NULL, md[32], b64[64];
+    unsigned int md_len = 0;
+    if (bytes == 0 || bytes > sizeof md)
+        return NULL;
+    int len = i2d_PUBKEY(key, &der);
+    int ok = len > 0 && EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    if (!ok)
+        return NULL;
+    int m = EVP_EncodeBlock(b64, md, (int)bytes);
+    char *out = malloc((size_t)m + 1);
+    if (out == NULL)
+        return NULL;
+    /* base64 to base64url (RFC 4648 section 5), the padding dropped */
+    int o = 0;
+    for (int i = 0; i < m && b64[i] != '='; i++)
+        out[o++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+    out[o] = '\0';
+    return out;
 }

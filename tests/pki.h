@@ -116,6 +116,8 @@ int pki_write_cert(const char *dir, const char *name, X509 *cert);
 int pki_write_certs(const char *dir, const char *name, X509 *cert, ...);
 int pki_write_key(const char *dir, const char *name, EVP_PKEY *key);
 int pki_write_crl(const char *dir, const char *name, X509_CRL *crl);
+/* An entity's files: C's certificate in BASE.pem and its key in BASE.key. */
+int pki_write_entity(const char *dir, const char *base, const pki_cert *c);
 /* Raw bytes / printf text (policy files). */
 int pki_write_bytes(const char *dir, const char *name, const void *data, size_t len);
 int pki_writef(const char *dir, const char *name, const char *fmt, ...)
@@ -123,5 +125,14 @@ int pki_writef(const char *dir, const char *name, const char *fmt, ...)
 
 /* A STACK_OF(X509) holding the given certificates (references taken), NULL-terminated. */
 STACK_OF(X509) *pki_stack(X509 *first, ...);
+
+/* ---- key ids ------------------------------------------------------------ */
+
+/* The RFC 6920 id of KEY as a policy names it (`key:sha-256;ID`, or
+ * sha-256-128 / sha-256-120 with BYTES 16 / 15): base64url without padding
+ * of the first BYTES (1..32) bytes of SHA-256 of its SubjectPublicKeyInfo as
+ * OpenSSL's encoder makes it (i2d_PUBKEY, what a user's tool computes from a
+ * key file), independently of libm2mtls. malloc'd; NULL on error. */
+char *pki_key_id(EVP_PKEY *key, size_t bytes);
 
 #endif

@@ -138,16 +138,6 @@ static const mode TLS13 = { "TLS 1.3", 0, 0, 0 };
 static const mode DTLS12 = { "DTLS 1.2", 1, 0, 0 };
 static const mode TLS12_SID = { "TLS 1.2 session-ID cache", 0, TLS1_2_VERSION, SSL_OP_NO_TICKET };
 
-static m2mtls_policy *load(const char *name)
-{
-    char *p = pki_path(dir, name);
-    m2mtls_policy *pol = m2mtls_policy_load(p);
-    free(p);
-    if (pol == NULL)
-        fail_msg("loading %s: %s", name, m2mtls_last_error());
-    return pol;
-}
-
 /* A context with the TS-0003 profile, not yet installed. */
 static SSL_CTX *new_ctx(int server, const mode *m)
 {
@@ -176,17 +166,13 @@ static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, const char *peer, S
 {
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = peer,
                   .session = sess };
-    if (!hs_run(&o, s, c))
-        fail_msg("%s: the loopback run itself failed (client: %s)", m->name, c->ssl_error);
+    hs_test_run(&o, m->name, s, c);
     assert_true(c->set_peer_ok);
 }
 
 static void expect_ok(const mode *m, const hs_side *s, const hs_side *c)
 {
-    if (!s->ok || !c->ok)
-        fail_msg("%s: handshake failed: server ok=%d (%s; %s) client ok=%d (%s; %s)", m->name,
-                 s->ok, s->reason ? s->reason : "-", s->ssl_error, c->ok,
-                 c->reason ? c->reason : "-", c->ssl_error);
+    hs_expect_ok(m->name, s, c);
 }
 
 /* The labels of a connection between cli.policy and srv.policy. */
@@ -609,8 +595,8 @@ static void test_set_policy_full_handshakes(void **state)
     const mode *m = &TLS13;
     SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
     SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
-    m2mtls_policy *removed = load("srv-removed.policy");
-    m2mtls_policy *full = load("srv.policy");
+    m2mtls_policy *removed = hs_policy_load(dir, "srv-removed.policy");
+    m2mtls_policy *full = hs_policy_load(dir, "srv.policy");
     hs_side s, c;
 
     assert_int_equal(m2mtls_ctx_set_policy(sctx, removed), 1);
@@ -636,7 +622,7 @@ static void test_set_policy_full_handshakes(void **state)
 
     /* a context without m2mtls_ctx_install */
     SSL_CTX *plain = SSL_CTX_new(TLS_server_method());
-    m2mtls_policy *p = load("srv.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "srv.policy");
     assert_int_equal(m2mtls_ctx_set_policy(plain, p), 0);
     m2mtls_policy_free(p);
     SSL_CTX_free(plain);
@@ -724,7 +710,7 @@ static void resume_under(const char *client_policy, const char *after, int resum
         run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
         expect_ok(m, &s, &c);
         assert_non_null(c.session);
-        m2mtls_policy *p = load(after);
+        m2mtls_policy *p = hs_policy_load(dir, after);
         assert_int_equal(m2mtls_ctx_set_policy(sctx, p), 1);
         m2mtls_policy_free(p);
         run(sctx, cctx, m, "/CSE-SRV", c.session, &s2, &c2);
@@ -808,7 +794,7 @@ static void test_resume_client_policy_changed_same_ssl(void **state)
         close(c2.fd);
         c2.fd = -1;
         assert_true(SSL_clear(ssl));
-        m2mtls_policy *p = load("cli-anchor.policy");
+        m2mtls_policy *p = hs_policy_load(dir, "cli-anchor.policy");
         assert_int_equal(m2mtls_ctx_set_policy(cctx, p), 1);
         m2mtls_policy_free(p);
         o.keep = 0;

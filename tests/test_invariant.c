@@ -93,11 +93,7 @@ static const mode *const ALL[] = { &TLS12, &TLS13, &DTLS12 };
 /* A context with the TS-0003 profile, with POLICY installed unless NULL. */
 static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
-    assert_non_null(ctx);
-    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
-        fail_msg("installing %s", policy);
-    return ctx;
+    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
 }
 
 /* A client context of a program without m2mtls, presenting NAME (or nothing). */
@@ -105,31 +101,16 @@ static SSL_CTX *plain_client(const mode *m, const char *name)
 {
     SSL_CTX *ctx = ctx_for(0, m, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    if (name != NULL) {
-        char cert[64], key[64];
-        snprintf(cert, sizeof cert, "%s.pem", name);
-        snprintf(key, sizeof key, "%s.key", name);
-        char *c = pki_path(dir, cert), *k = pki_path(dir, key);
-        int ok = SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM)
-                 && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
-        free(c);
-        free(k);
-        assert_true(ok);
-    }
+    if (name != NULL)
+        hs_test_ctx_use(ctx, dir, name);
     return ctx;
-}
-
-static void run(const hs_opts *o, hs_side *s, hs_side *c)
-{
-    if (!hs_run(o, s, c))
-        fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
 }
 
 /* One connection of the client SSL the caller prepared to a server of SCTX. */
 static void connect_ssl(SSL_CTX *sctx, SSL *ssl, int dtls, int keep, hs_side *s, hs_side *c)
 {
     hs_opts o = { .server_ctx = sctx, .client_ssl = ssl, .dtls = dtls, .keep = keep };
-    run(&o, s, c);
+    hs_test_run(&o, NULL, s, c);
 }
 
 /* The kept client SSL of C, now the caller's (its socket is closed). */
@@ -141,12 +122,6 @@ static SSL *take_ssl(hs_side *c)
         close(c->fd);
     c->fd = -1;
     return ssl;
-}
-
-static void clear(hs_side *s, hs_side *c)
-{
-    hs_side_clear(s);
-    hs_side_clear(c);
 }
 
 /* The server side of a connection that must not have completed. */
@@ -179,17 +154,17 @@ static void test_pha_flag_still_requires_a_certificate(void **state)
         SSL_CTX_set_post_handshake_auth(anon, 1); /* a client that would answer later */
         hs_opts o = { .server_ctx = sctx, .client_ctx = anon };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_refused(after ? "PHA flag set after install" : "PHA flag set before install", &s);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
 
         /* and a client with its certificate is accepted as before */
         SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_str_eq(s.peer_id, "/CSE-CLI");
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(anon);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
@@ -230,7 +205,7 @@ static void test_dropped_ticket_leaves_no_label(void **state)
             assert_true(SSL_CTX_set_ciphersuites(cctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
         hs_side s, c, s2, c2;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_non_null(c.session);
         assert_true(SSL_SESSION_has_ticket(c.session));
@@ -251,13 +226,13 @@ static void test_dropped_ticket_leaves_no_label(void **state)
             assert_true(SSL_CTX_set_ciphersuites(thief, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = c.session,
                        .sni = "server.example.com" };
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         if (s2.peer_id != NULL)
             fail_msg("%s: a client without a certificate is labelled %s (resumed=%d)", m->name, s2.peer_id,
                      s2.reused);
         expect_refused(m->name, &s2);
-        clear(&s, &c);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
         SSL_CTX_free(thief);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
@@ -290,32 +265,32 @@ static void test_sni_switch_uses_the_final_context(void **state)
         /* /CSE-CLI is allowed by the first context only */
         hs_opts o = { .server_ctx = sctx, .client_ctx = cli, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .sni = "b.example.com" };
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_refused(m->name, &s);
         assert_contains(s.reason, "no association");
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
 
         /* /CSE-OTHER is the virtual host's, and labelled with its local id */
         o.client_ctx = oth;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_str_eq(s.peer_id, "/CSE-OTHER");
         assert_str_eq(s.local_id, "/CSE-SRV-B");
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
 
         /* a session /CSE-CLI made on the first host does not carry it onto the second */
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cli, .dtls = m->dtls, .peer = "/CSE-SRV" };
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         hs_side s2, c2;
         o.session = c.session;
         o.sni = "b.example.com";
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         if (s2.handshake_ok || s2.peer_id != NULL)
             fail_msg("%s: /CSE-CLI completed a handshake on the virtual host that refuses it (resumed=%d, peer=%s)",
                      m->name, s2.reused, s2.peer_id ? s2.peer_id : "(none)");
-        clear(&s, &c);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
         SSL_CTX_free(cli);
         SSL_CTX_free(oth);
         SSL_CTX_free(sctx);
@@ -348,14 +323,14 @@ static void test_initiator_follows_policy_swap(void **state)
             SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
             hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                           .client_setup = swap_client_policy, .client_setup_arg = (void *)swaps[k] };
-            run(&o, &s, &c);
+            hs_test_run(&o, NULL, &s, &c);
             if (c.handshake_ok || c.peer_id != NULL)
                 fail_msg("%s: the client connected under the association its new policy (%s) changed", m->name,
                          swaps[k]);
             assert_non_null(c.reason);
             if (k == 1)
                 assert_contains(c.reason, "no association with peer '/CSE-SRV'");
-            clear(&s, &c);
+            hs_side_pair_clear(&s, &c);
             SSL_CTX_free(cctx);
         }
 
@@ -366,14 +341,14 @@ static void test_initiator_follows_policy_swap(void **state)
         connect_ssl(sctx, ssl, m->dtls, 1, &s, &c);
         assert_true(s.ok && c.ok);
         ssl = take_ssl(&c);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         assert_int_equal(SSL_clear(ssl), 1);
         swap_client_policy(ssl, "cli-look.policy");
         assert_int_equal(m2mtls_ssl_set_peer(ssl, "/CSE-SRV"), 1);
         connect_ssl(sctx, ssl, m->dtls, 0, &s, &c);
         if (c.handshake_ok || c.peer_id != NULL)
             fail_msg("%s: an SSL reused after SSL_clear kept the policy of its first connection", m->name);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(cctx);
 
         /* m2mtls_ssl_set_peer checks the current policy */
@@ -415,7 +390,7 @@ static void second_certificate(int kind, const char *second)
         SSL_CTX_set_post_handshake_auth(cctx, 1);
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .keep = 1 };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     assert_true(s.ok && c.ok);
     assert_str_eq(s.peer_id, "/CSE-CLI");
     use_identity(c.ssl, second);
@@ -440,7 +415,7 @@ static void second_certificate(int kind, const char *second)
         assert_contains(m2mtls_ssl_reject_reason(s.ssl), "the connection is bound to '/CSE-CLI'");
         assert_int_equal(m2mtls_ssl_reject_code(s.ssl), M2MTLS_REJECT_NAME);
     }
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -477,12 +452,12 @@ static void test_failed_certificate_verify_leaves_no_label(void **state)
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .tamper = break_cert_verify, .tamper_arg = &encrypted };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_refused(m->name, &s);
         if (m != &TLS13)
             assert_contains(s.reason, "CertificateVerify failed");
         assert_int_equal(s.reject_code, M2MTLS_REJECT_KEY_PROOF);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
     }
@@ -498,7 +473,7 @@ static void test_ssl_clear_forgets_the_label(void **state)
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV", .keep = 1 };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         SSL *both[] = { s.ssl, c.ssl };
         for (int k = 0; k < 2; k++) {
@@ -512,7 +487,7 @@ static void test_ssl_clear_forgets_the_label(void **state)
             assert_null(m2mtls_ssl_reject_reason(both[k]));
             assert_int_equal(m2mtls_ssl_check_originator(both[k], "/CSE-CLI"), 0);
         }
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
     }
@@ -588,29 +563,29 @@ static void test_initiator_own_info_callback_still_refuses(void **state)
         hs_opts o = { .server_ctx = look, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .client_setup = own_info_and_no_verify };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         if (c.handshake_ok || c.peer_id != NULL)
             fail_msg("%s: the client completed a handshake with a server its association refuses", m->name);
         assert_non_null(c.reason);
         assert_contains(c.reason, "ALPHA");
         assert_true(atomic_load(&app_info_calls) > 0);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
 
         /* a session of /CSE-SRV offered for /CSE-SRV2: not resumed, whatever callback is set */
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         hs_side s2, c2;
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV2",
                        .session = c.session, .client_setup = own_info_and_no_verify };
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         if (c2.handshake_ok)
             fail_msg("%s: a session of /CSE-SRV completed a handshake for /CSE-SRV2 (resumed=%d)", m->name,
                      c2.reused);
         assert_contains(c2.reason, "does not fit association '/CSE-SRV2'");
-        clear(&s, &c);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
         SSL_CTX_free(look);
@@ -661,10 +636,10 @@ static void test_application_ticket_callbacks_chained(void **state)
             atomic_store(&app_data_seen, 0);
             hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
             hs_side s, c, s2, c2;
-            run(&o, &s, &c);
+            hs_test_run(&o, NULL, &s, &c);
             assert_true(s.ok && c.ok);
             o.session = c.session;
-            run(&o, &s2, &c2);
+            hs_test_run(&o, NULL, &s2, &c2);
             assert_true(s2.ok && c2.ok);
             assert_str_eq(s2.peer_id, "/CSE-CLI");
             assert_int_equal(s2.reused, !refuse);
@@ -672,8 +647,8 @@ static void test_application_ticket_callbacks_chained(void **state)
             assert_true(atomic_load(&dec_calls) > 0);
             if (atomic_load(&app_data_seen) != atomic_load(&dec_calls))
                 fail_msg("%s: the application's decrypt callback did not see exactly its own ticket data", m->name);
-            clear(&s, &c);
-            clear(&s2, &c2);
+            hs_side_pair_clear(&s, &c);
+            hs_side_pair_clear(&s2, &c2);
             SSL_CTX_free(cctx);
             SSL_CTX_free(sctx);
         }
@@ -695,7 +670,7 @@ static void test_forged_ticket(void **state)
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         loosen = 1;
         /* flip one byte in the middle of the ticket, inside the session's encoding */
@@ -721,17 +696,17 @@ static void test_forged_ticket(void **state)
         hs_side s2, c2;
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = forged,
                        .sni = "server.example.com" };
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         expect_refused(m->name, &s2);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s2, &c2);
         /* the owner of the session still gets in, with a full handshake */
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV", .session = forged };
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         assert_true(s2.ok && c2.ok);
         assert_false(s2.reused);
         assert_str_eq(s2.peer_id, "/CSE-CLI");
-        clear(&s2, &c2);
-        clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
         SSL_SESSION_free(forged);
         SSL_CTX_free(thief);
         SSL_CTX_free(cctx);

@@ -29,28 +29,6 @@ static char *id_dev, *id_dev128, *id_dev120, *id_intruder, *id_server, *id_look;
 #define DEV128 "//sp.example.com/CSE-SRV/Cdev128"
 #define DEV120 "//sp.example.com/CSE-SRV/Cdev120"
 
-/* base64url without padding of the first N bytes of SHA-256(SPKI of K). */
-static char *key_id(EVP_PKEY *k, int n)
-{
-    unsigned char *der = NULL, md[32], b64[64];
-    unsigned int md_len = 0;
-    int len = i2d_PUBKEY(k, &der);
-    if (len <= 0 || !EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL))
-        return NULL;
-    OPENSSL_free(der);
-    int m = EVP_EncodeBlock(b64, md, n);
-    char *out = malloc((size_t)m + 1);
-    int o = 0;
-    for (int i = 0; out != NULL && i < m; i++) {
-        if (b64[i] == '=')
-            break;
-        out[o++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-    }
-    if (out != NULL)
-        out[o] = '\0';
-    return out;
-}
-
 /* A self-signed certificate for a new key of SPEC: a device's carrier. */
 static int device(const char *cn, const char *spec, const pki_san *sans, int key_usage, long not_after,
                   pki_cert *out)
@@ -64,14 +42,6 @@ static int device(const char *cn, const char *spec, const pki_san *sans, int key
     int ok = k != NULL && pki_issue(&o, out);
     EVP_PKEY_free(k);
     return ok;
-}
-
-static int write_entity(const char *base, const pki_cert *c)
-{
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "%s.pem", base);
-    snprintf(key, sizeof key, "%s.key", base);
-    return pki_write_cert(dir, cert, c->cert) && pki_write_key(dir, key, c->key);
 }
 
 static int setup(void **state)
@@ -100,13 +70,13 @@ static int setup(void **state)
     pki_opts oo = { .cn = "other", .issuer = &root, .sans = s_oth, .key = dev.key };
     if (!pki_issue(&oo, &other))
         return -1;
-    id_dev = key_id(dev.key, 32);
-    id_dev128 = key_id(dev128.key, 16);
-    id_dev120 = key_id(dev120.key, 15);
-    id_intruder = key_id(intruder.key, 32);
-    id_server = key_id(server.key, 32);
-    id_look = key_id(server_look.key, 32);
-    char *id_suri = key_id(server_uri.key, 32);
+    id_dev = pki_key_id(dev.key, 32);
+    id_dev128 = pki_key_id(dev128.key, 16);
+    id_dev120 = pki_key_id(dev120.key, 15);
+    id_intruder = pki_key_id(intruder.key, 32);
+    id_server = pki_key_id(server.key, 32);
+    id_look = pki_key_id(server_look.key, 32);
+    char *id_suri = pki_key_id(server_uri.key, 32);
     char keys[1024];
     snprintf(keys, sizeof keys,
              "peer " DEV " key:sha-256;%s\n"
@@ -117,9 +87,9 @@ static int setup(void **state)
         && pki_write_key(dir, "server.key", server.key)
         && pki_write_certs(dir, "server-look.pem", server_look.cert, look.cert, (X509 *)NULL)
         && pki_write_key(dir, "server-look.key", server_look.key)
-        && write_entity("client", &client) && write_entity("dev", &dev) && write_entity("dev128", &dev128)
-        && write_entity("dev120", &dev120) && write_entity("intruder", &intruder) && write_entity("weak", &weak)
-        && write_entity("kuenc", &kuenc) && write_entity("expired", &expired) && write_entity("other", &other)
+        && pki_write_entity(dir, "client", &client) && pki_write_entity(dir, "dev", &dev) && pki_write_entity(dir, "dev128", &dev128)
+        && pki_write_entity(dir, "dev120", &dev120) && pki_write_entity(dir, "intruder", &intruder) && pki_write_entity(dir, "weak", &weak)
+        && pki_write_entity(dir, "kuenc", &kuenc) && pki_write_entity(dir, "expired", &expired) && pki_write_entity(dir, "other", &other)
         && pki_writef(dir, "srv.policy", "local-id /CSE-SRV\nsp-id //sp.example.com\n"
                       "cert server.pem\nkey server.key\nanchor ALPHA root.pem\n"
                       "peer /CSE-CLI dns:client.example.com ALPHA\n%s", keys)
@@ -151,7 +121,7 @@ static int setup(void **state)
                           "peer /CSE-SRV key:sha-256;%s\n", id_look);
     /* a server named by a URI (no SNI either way), and a device that knows it
      * by that name (devu) or by its key (devku) */
-    ok = ok && id_suri != NULL && write_entity("server-uri", &server_uri)
+    ok = ok && id_suri != NULL && pki_write_entity(dir, "server-uri", &server_uri)
          && pki_writef(dir, "srv-uri.policy", "local-id /CSE-SRV\ncert server-uri.pem\nkey server-uri.key\n%s", keys)
          && pki_writef(dir, "devu.policy", "local-id " DEV "\ncert dev.pem\nkey dev.key\nanchor ALPHA root.pem\n"
                        "peer /CSE-SRV uri://sp.example.com/CSE-SRV ALPHA\n")
@@ -177,16 +147,6 @@ static int teardown(void **state)
     free(id_server);
     free(id_look);
     return 0;
-}
-
-static m2mtls_policy *load(const char *name)
-{
-    char *p = pki_path(dir, name);
-    m2mtls_policy *pol = m2mtls_policy_load(p);
-    free(p);
-    if (pol == NULL)
-        fail_msg("loading %s: %s", name, m2mtls_last_error());
-    return pol;
 }
 
 /* ---- the policy file ------------------------------------------------------- */
@@ -257,7 +217,7 @@ static void test_parse_errors(void **state)
     snprintf(text, sizeof text, "peer A key:SHA-256;%s as=/me at=dtls://[::1]:5684\npeer B key:sha-256-128;%s\n"
              "peer C key:Sha-256-120;%s\n", id_dev, id_dev128, id_dev120);
     assert_true(pki_writef(dir, "good.policy", "%s", text));
-    m2mtls_policy *p = load("good.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "good.policy");
     assert_int_equal(m2mtls_policy_peer_count(p), 3);
     const char *host;
     unsigned port;
@@ -284,7 +244,7 @@ static X509 *read_cert(const char *name)
 static void verdict_of(const char *policy, const char *cert, const char *peer, m2mtls_role role,
                        m2mtls_verdict *v)
 {
-    m2mtls_policy *p = load(policy);
+    m2mtls_policy *p = hs_policy_load(dir, policy);
     X509 *x = read_cert(cert);
     assert_int_equal(m2mtls_policy_check_cert(p, x, NULL, peer, role, 0, v), 1);
     X509_free(x);
@@ -339,9 +299,9 @@ static void test_verdict_carrier(void **state)
     assert_str_eq(v.peer_id, DEV);
     m2mtls_verdict_clear(&v);
     X509 *exp = read_cert("expired.pem");
-    char *id_exp = key_id(X509_get0_pubkey(exp), 32);
+    char *id_exp = pki_key_id(X509_get0_pubkey(exp), 32);
     assert_true(pki_writef(dir, "exp.policy", "peer E key:sha-256;%s\n", id_exp));
-    m2mtls_policy *p = load("exp.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "exp.policy");
     assert_int_equal(m2mtls_policy_check_cert(p, exp, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
     assert_true(v.accepted);
     m2mtls_verdict_clear(&v);
@@ -395,9 +355,9 @@ static void test_verdict_carrier_spki_encodings(void **state)
             OPENSSL_free(a);
             OPENSSL_free(b);
         }
-        char *id = key_id(key, 32);
+        char *id = pki_key_id(key, 32);
         assert_true(pki_writef(dir, "enc.policy", "local-id /CSE-SRV\npeer " DEV " key:sha-256;%s\n", id));
-        m2mtls_policy *p = load("enc.policy");
+        m2mtls_policy *p = hs_policy_load(dir, "enc.policy");
         for (size_t k = 0; k < 2 && carriers[k] != NULL; k++) {
             m2mtls_verdict v;
             assert_int_equal(m2mtls_policy_check_cert(p, carriers[k], NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
@@ -426,9 +386,9 @@ static void test_verdict_carrier_refusals(void **state)
     static const char *const files[] = { "weak.pem", "kuenc.pem" };
     for (size_t i = 0; i < 2; i++) {
         X509 *x = read_cert(files[i]);
-        char *id = key_id(X509_get0_pubkey(x), 32);
+        char *id = pki_key_id(X509_get0_pubkey(x), 32);
         assert_true(pki_writef(dir, "one.policy", "peer K key:sha-256;%s\n", id));
-        m2mtls_policy *p = load("one.policy");
+        m2mtls_policy *p = hs_policy_load(dir, "one.policy");
         assert_int_equal(m2mtls_policy_check_cert(p, x, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
         assert_false(v.accepted);
         assert_int_equal(v.code, M2MTLS_REJECT_PROFILE);
@@ -486,23 +446,19 @@ static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, SSL_SESSION *sess, 
 {
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV", .session = sess,
                   .keep = keep };
-    if (!hs_run(&o, s, c))
-        fail_msg("%s: the loopback run itself failed (client: %s)", m->name, c->ssl_error);
+    hs_test_run(&o, m->name, s, c);
     assert_true(c->set_peer_ok);
 }
 
 static void expect_ok(const mode *m, const hs_side *s, const hs_side *c)
 {
-    if (!s->ok || !c->ok)
-        fail_msg("%s: handshake failed: server ok=%d (%s; %s) client ok=%d (%s; %s)", m->name, s->ok,
-                 s->reason ? s->reason : "-", s->ssl_error, c->ok, c->reason ? c->reason : "-", c->ssl_error);
+    hs_expect_ok(m->name, s, c);
 }
 
 /* The end of a run: both sides' results and both contexts. */
 static void done(hs_side *s, hs_side *c, SSL_CTX *sctx, SSL_CTX *cctx)
 {
-    hs_side_clear(s);
-    hs_side_clear(c);
+    hs_side_pair_clear(s, c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -730,7 +686,7 @@ static void test_swap_removes_key(void **state)
         hs_side s, c, s2, c2;
         run(sctx, cctx, m, NULL, 0, &s, &c);
         expect_ok(m, &s, &c);
-        m2mtls_policy *removed = load("srv-removed.policy");
+        m2mtls_policy *removed = hs_policy_load(dir, "srv-removed.policy");
         assert_int_equal(m2mtls_ctx_set_policy(sctx, removed), 1);
         m2mtls_policy_free(removed);
         run(sctx, cctx, m, c.session, 0, &s2, &c2);
@@ -753,7 +709,7 @@ static void test_initiator_swap(void **state)
     hs_side s, c, s2, c2;
     run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
     expect_ok(&TLS13, &s, &c);
-    m2mtls_policy *look = load("devk-look.policy");
+    m2mtls_policy *look = hs_policy_load(dir, "devk-look.policy");
     assert_int_equal(m2mtls_ctx_set_policy(cctx, look), 1);
     m2mtls_policy_free(look);
     run(sctx, cctx, &TLS13, c.session, 0, &s2, &c2);
@@ -780,7 +736,7 @@ static void test_initiator_kind_change(void **state)
     run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
     expect_ok(&TLS13, &s, &c);
     for (size_t i = 0; i < 2; i++) {
-        m2mtls_policy *p = load(next[i]);
+        m2mtls_policy *p = hs_policy_load(dir, next[i]);
         assert_int_equal(m2mtls_ctx_set_policy(cctx, p), 1);
         m2mtls_policy_free(p);
         hs_side s2, c2;

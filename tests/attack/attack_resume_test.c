@@ -36,36 +36,6 @@ static const mode *const ALL[] = { &TLS13, &TLS12, &DTLS12 };
 
 #define DEVC "//sp.example.com/CSE-SRV/Cdevc"
 
-/* base64url without padding of SHA-256 of KEY's SubjectPublicKeyInfo, as
- * OpenSSL's encoders make it (what a user's tool computes from a key file),
- * independently of libm2mtls. */
-static char *key_id(EVP_PKEY *key)
-{
-    unsigned char *der = NULL, md[32], b64[64];
-    unsigned int md_len = 0;
-    int len = i2d_PUBKEY(key, &der);
-    int ok = len > 0 && EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL);
-    OPENSSL_free(der);
-    if (!ok)
-        return NULL;
-    int m = EVP_EncodeBlock(b64, md, 32);
-    char *out = malloc((size_t)m + 1);
-    int o = 0;
-    for (int i = 0; out != NULL && i < m && b64[i] != '='; i++)
-        out[o++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-    if (out != NULL)
-        out[o] = '\0';
-    return out;
-}
-
-static int write_entity(const char *base, const pki_cert *c)
-{
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "%s.pem", base);
-    snprintf(key, sizeof key, "%s.key", base);
-    return pki_write_cert(dir, cert, c->cert) && pki_write_key(dir, key, c->key);
-}
-
 /* A device's carrier: a self-signed certificate of a new P-256 key whose
  * public point is encoded compressed. */
 static int compressed_carrier(const char *cn, pki_cert *out)
@@ -87,7 +57,7 @@ static char *key_id_of_file(const char *name)
     X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
     if (f != NULL)
         fclose(f);
-    char *id = x != NULL ? key_id(X509_get0_pubkey(x)) : NULL;
+    char *id = x != NULL ? pki_key_id(X509_get0_pubkey(x), 32) : NULL;
     X509_free(x);
     return id;
 }
@@ -112,9 +82,10 @@ static int setup(void **state)
     static const char cli_common[] = "local-id /CSE-CLI\ncert client.pem\nkey client.key\nanchor ALPHA root.pem\n";
     static const char srv_common[] = "local-id /CSE-SRV\nanchor ALPHA root.pem\n"
                                      "peer /CSE-CLI dns:client.example.com ALPHA\n";
-    int ok = pki_write_cert(dir, "root.pem", root.cert) && write_entity("server", &server)
-        && write_entity("server-old", &server_old) && write_entity("client", &client)
-        && write_entity("client-ka", &client_ka) && write_entity("devc", &devc) && write_entity("devc2", &devc2)
+    int ok = pki_write_cert(dir, "root.pem", root.cert) && pki_write_entity(dir, "server", &server)
+        && pki_write_entity(dir, "server-old", &server_old) && pki_write_entity(dir, "client", &client)
+        && pki_write_entity(dir, "client-ka", &client_ka) && pki_write_entity(dir, "devc", &devc)
+        && pki_write_entity(dir, "devc2", &devc2)
         && (id_devc = key_id_of_file("devc.pem")) != NULL && (id_devc2 = key_id_of_file("devc2.pem")) != NULL
         && pki_writef(dir, "srv.policy", "%scert server.pem\nkey server.key\npeer " DEVC " key:sha-256;%s\n",
                       srv_common, id_devc)
@@ -148,11 +119,7 @@ static int teardown(void **state)
 
 static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
-    assert_non_null(ctx);
-    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
-        fail_msg("installing %s", policy);
-    return ctx;
+    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
 }
 
 /* A context of a program without m2mtls: NAME's certificate and key; a
@@ -167,38 +134,9 @@ static int take_any(int ok, X509_STORE_CTX *xs)
 static SSL_CTX *plain_ctx(int server, const mode *m, const char *name)
 {
     SSL_CTX *ctx = ctx_for(server, m, NULL);
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "%s.pem", name);
-    snprintf(key, sizeof key, "%s.key", name);
-    char *c = pki_path(dir, cert), *k = pki_path(dir, key);
-    int ok = SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM) && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
-    free(c);
-    free(k);
-    assert_true(ok);
+    hs_test_ctx_use(ctx, dir, name);
     SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, server ? take_any : NULL);
     return ctx;
-}
-
-static void run(const hs_opts *o, hs_side *s, hs_side *c)
-{
-    if (!hs_run(o, s, c))
-        fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
-}
-
-static void clear(hs_side *s, hs_side *c)
-{
-    hs_side_clear(s);
-    hs_side_clear(c);
-}
-
-static m2mtls_policy *load(const char *name)
-{
-    char *path = pki_path(dir, name);
-    m2mtls_policy *p = m2mtls_policy_load(path);
-    free(path);
-    if (p == NULL)
-        fail_msg("%s: %s", name, m2mtls_last_error());
-    return p;
 }
 
 static void expect_labelled(const char *what, const mode *m, const hs_side *s, const hs_side *c, const char *srv_sees,
@@ -224,13 +162,13 @@ static SSL *reused_client_ssl(const mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_S
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV", .session = sess,
                   .client_ssl = ssl, .keep = 1 };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     expect_labelled("the first resumption on the reused SSL", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 1);
     c.ssl = NULL; /* the test's again */
     SSL_shutdown(ssl);
     close(c.fd);
     c.fd = -1;
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     assert_true(SSL_clear(ssl));
     return ssl;
 }
@@ -255,22 +193,22 @@ static void test_memo_session_overwritten_in_place(void **state)
         SSL_CTX *cctx = ctx_for(0, m, "cli-old.policy");
         hs_opts o = { .server_ctx = sctx_old, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c); /* the session of the old name */
+        hs_test_run(&o, NULL, &s, &c); /* the session of the old name */
         expect_labelled("old name", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         unsigned char *der = NULL;
         int der_len = i2d_SSL_SESSION(c.session, &der);
         assert_true(der_len > 0);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         /* the client's policy reloaded: /CSE-SRV is another name now */
-        m2mtls_policy *pol = load("cli.policy");
+        m2mtls_policy *pol = hs_policy_load(dir, "cli.policy");
         assert_int_equal(m2mtls_ctx_set_policy(cctx, pol), 1);
         m2mtls_policy_free(pol);
         o.server_ctx = sctx;
-        run(&o, &s, &c); /* the session of the current name */
+        hs_test_run(&o, NULL, &s, &c); /* the session of the current name */
         expect_labelled("current name", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         SSL_SESSION *sess = c.session;
         c.session = NULL;
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
 
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         const unsigned char *p = der;
@@ -279,12 +217,12 @@ static void test_memo_session_overwritten_in_place(void **state)
         assert_true(SSL_SESSION_is_resumable(sess));
         hs_opts again = { .server_ctx = sctx_old, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                           .session = sess, .client_ssl = ssl };
-        run(&again, &s, &c);
+        hs_test_run(&again, NULL, &s, &c);
         if (c.reused || c.ok || c.peer_id != NULL)
             fail_msg("%s: a session of the old name resumed as '/CSE-SRV' (reused=%d, peer=%s, ok=%d)", m->name,
                      c.reused, c.peer_id ? c.peer_id : "(none)", c.ok);
         assert_non_null(c.reason);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         OPENSSL_free(der);
         SSL_SESSION_free(sess);
         SSL_CTX *all[] = { sctx, sctx_old, cctx };
@@ -305,11 +243,11 @@ static void test_memo_label_rewritten_in_place(void **state)
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         SSL_SESSION *sess = c.session;
         c.session = NULL;
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         void *data = NULL;
         size_t n = 0;
@@ -321,9 +259,9 @@ static void test_memo_label_rewritten_in_place(void **state)
         assert_true(SSL_SESSION_set1_ticket_appdata(sess, rec, n));
         hs_opts again = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                           .session = sess, .client_ssl = ssl };
-        run(&again, &s, &c);
+        hs_test_run(&again, NULL, &s, &c);
         expect_labelled("the rewritten session", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_SESSION_free(sess);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
@@ -348,7 +286,7 @@ static SSL_TICKET_RETURN reload_in_decrypt(SSL *ssl, SSL_SESSION *sess, const un
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     int *reloads = arg;
     if (*reloads == 0) {
-        m2mtls_policy *p = load("srv-renamed.policy");
+        m2mtls_policy *p = hs_policy_load(dir, "srv-renamed.policy");
         if (m2mtls_ctx_set_policy(ctx, p))
             (*reloads)++;
         m2mtls_policy_free(p);
@@ -368,21 +306,21 @@ static void test_reload_between_ticket_and_end(void **state)
         assert_int_equal(m2mtls_ctx_set_session_ticket_cb(sctx, NULL, reload_in_decrypt, &reloads), 1);
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         o.session = c.session;
         reloads = 0;
         hs_side s2, c2;
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         assert_int_equal(reloads, 1);
         expect_labelled("resumed while the policy was reloaded", m, &s2, &c2, "/CSE-CLI", "/CSE-SRV", 1);
-        clear(&s2, &c2);
-        run(&o, &s2, &c2); /* the new policy decides */
+        hs_side_pair_clear(&s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2); /* the new policy decides */
         if (s2.reused || s2.handshake_ok || s2.peer_id != NULL)
             fail_msg("%s: resumed or labelled under the reloaded policy (resumed=%d, peer=%s)", m->name, s2.reused,
                      s2.peer_id ? s2.peer_id : "(none)");
-        clear(&s2, &c2);
-        clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -400,20 +338,20 @@ static void test_memo_other_association_same_ssl(void **state)
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         SSL_SESSION *sess = c.session;
         c.session = NULL;
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         hs_opts again = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-OTHER",
                           .session = sess, .client_ssl = ssl };
-        run(&again, &s, &c);
+        hs_test_run(&again, NULL, &s, &c);
         if (c.reused || c.ok || c.peer_id != NULL)
             fail_msg("%s: a session of /CSE-SRV served an SSL asked for /CSE-OTHER (reused=%d, peer=%s)", m->name,
                      c.reused, c.peer_id ? c.peer_id : "(none)");
         assert_non_null(c.reason);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_SESSION_free(sess);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
@@ -443,34 +381,34 @@ static void test_ticket_of_plain_context_with_bad_profile(void **state)
         /* the m2mtls context's session id context, read off one of its sessions */
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
         unsigned int sid_len = 0;
         const unsigned char *sid = SSL_SESSION_get0_id_context(c.session, &sid_len);
         assert_int_equal(SSL_CTX_set_session_id_context(plain, sid, sid_len), 1);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         /* the attacker's certificate: refused by a full handshake */
         hs_opts direct = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls };
-        run(&direct, &s, &c);
+        hs_test_run(&direct, NULL, &s, &c);
         if (s.handshake_ok || s.peer_id != NULL)
             fail_msg("%s: keyUsage keyAgreement only was accepted by a full handshake", m->name);
         assert_int_equal(s.reject_code, M2MTLS_REJECT_PROFILE);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         /* its ticket from the context without m2mtls */
         hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
-        run(&get, &s, &c);
+        hs_test_run(&get, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_non_null(c.session);
         SSL_SESSION *ticket = c.session;
         c.session = NULL;
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
-        run(&replay, &s, &c);
+        hs_test_run(&replay, NULL, &s, &c);
         if (s.handshake_ok || s.peer_id != NULL || s.reused)
             fail_msg("%s: a ticket of a context without m2mtls completed a handshake (resumed=%d, peer=%s)", m->name,
                      s.reused, s.peer_id ? s.peer_id : "(none)");
         assert_int_equal(s.reject_code, M2MTLS_REJECT_PROFILE); /* the full handshake that followed */
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_SESSION_free(ticket);
         SSL_CTX *all[] = { sctx, plain, cctx, attacker };
         for (size_t k = 0; k < 4; k++)
@@ -536,18 +474,18 @@ static void test_forged_label_of_plain_context(void **state)
         assert_int_equal(SSL_CTX_set_session_ticket_cb(plain, forge_label, use_any, NULL), 1);
         hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
         hs_side s, c;
-        run(&get, &s, &c);
+        hs_test_run(&get, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_non_null(c.session);
         SSL_SESSION *ticket = c.session;
         c.session = NULL;
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
-        run(&replay, &s, &c);
+        hs_test_run(&replay, NULL, &s, &c);
         if (s.handshake_ok || s.peer_id != NULL || s.reused)
             fail_msg("%s: a ticket with a label written by another context was accepted (resumed=%d, peer=%s)",
                      m->name, s.reused, s.peer_id ? s.peer_id : "(none)");
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_SESSION_free(ticket);
         SSL_CTX_free(sctx);
         SSL_CTX_free(plain);
@@ -571,24 +509,24 @@ static void test_compressed_point_carrier(void **state)
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "devc.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c, s2, c2;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_labelled("compressed carrier", m, &s, &c, DEVC, "/CSE-SRV", 0);
         assert_non_null(s.cert_name);
         assert_true(strncmp(s.cert_name, "key:sha-256;", 12) == 0 && strcmp(s.cert_name + 12, id_devc) == 0);
         o.session = c.session;
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         expect_labelled("compressed carrier resumed", m, &s2, &c2, DEVC, "/CSE-SRV", 1);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s2, &c2);
         /* the policy now names another key for the device */
-        m2mtls_policy *p = load("srv-devc2.policy");
+        m2mtls_policy *p = hs_policy_load(dir, "srv-devc2.policy");
         assert_int_equal(m2mtls_ctx_set_policy(sctx, p), 1);
         m2mtls_policy_free(p);
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         if (s2.reused || s2.handshake_ok || s2.peer_id != NULL)
             fail_msg("%s: the old key of " DEVC " was accepted after the policy named another (resumed=%d)", m->name,
                      s2.reused);
-        clear(&s2, &c2);
-        clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }

@@ -109,11 +109,7 @@ static int teardown(void **state)
 
 static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
-    assert_non_null(ctx);
-    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
-        fail_msg("installing %s", policy);
-    return ctx;
+    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
 }
 
 /* A context of a program without m2mtls: NAME's certificate and key (or
@@ -123,17 +119,8 @@ static SSL_CTX *plain_ctx(int server, const mode *m, const char *name, int trust
 {
     SSL_CTX *ctx = ctx_for(server, m, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    if (name != NULL) {
-        char cert[64], key[64];
-        snprintf(cert, sizeof cert, "%s.pem", name);
-        snprintf(key, sizeof key, "%s.key", name);
-        char *c = pki_path(dir, cert), *k = pki_path(dir, key);
-        int ok = SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM)
-                 && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
-        free(c);
-        free(k);
-        assert_true(ok);
-    }
+    if (name != NULL)
+        hs_test_ctx_use(ctx, dir, name);
     if (trust) {
         char *r = pki_path(dir, "root.pem");
         assert_int_equal(SSL_CTX_load_verify_locations(ctx, r, NULL), 1);
@@ -141,18 +128,6 @@ static SSL_CTX *plain_ctx(int server, const mode *m, const char *name, int trust
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     return ctx;
-}
-
-static void run(const hs_opts *o, hs_side *s, hs_side *c)
-{
-    if (!hs_run(o, s, c))
-        fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
-}
-
-static void clear(hs_side *s, hs_side *c)
-{
-    hs_side_clear(s);
-    hs_side_clear(c);
 }
 
 static void expect_server_refused(const char *what, const mode *m, const hs_side *s)
@@ -171,16 +146,6 @@ static void expect_client_refused(const char *what, const mode *m, const hs_side
                  c->peer_id ? c->peer_id : "(none)", c->cipher);
     if (c->reason == NULL)
         fail_msg("%s (%s): refused without a reason", what, m->name);
-}
-
-static m2mtls_policy *load(const char *name)
-{
-    char *path = pki_path(dir, name);
-    m2mtls_policy *p = m2mtls_policy_load(path);
-    free(path);
-    if (p == NULL)
-        fail_msg("%s: %s", name, m2mtls_last_error());
-    return p;
 }
 
 static X509 *read_cert(const char *name)
@@ -228,13 +193,13 @@ static void test_initiator_refuses_anonymous_server(void **state)
         hs_opts o = { .server_ctx = anon, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .client_setup = careless_ciphers, .client_setup_arg = i >= 2 ? "own info callback" : NULL };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         /* (the server ends it: no shared suite, or none the client accepts) */
         if (c.handshake_ok || s.handshake_ok)
             fail_msg("%s%s: the client completed a handshake with an anonymous server (cipher %s)", m->name,
                      i >= 2 ? ", own info callback" : "", c.cipher);
         assert_null(c.peer_id);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(cctx);
         SSL_CTX_free(anon);
     }
@@ -243,10 +208,10 @@ static void test_initiator_refuses_anonymous_server(void **state)
     SSL_CTX *cctx = ctx_for(0, &TLS12, "cli.policy");
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV", .client_setup = careless_ciphers };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     assert_true(s.ok && c.ok);
     assert_str_eq(c.peer_id, "/CSE-SRV");
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -279,9 +244,9 @@ static void test_responder_refuses_srp_without_certificate(void **state)
     SSL_CTX_set_options(srp, SSL_OP_NO_TICKET); /* no ticket: no end-of-handshake check there */
     hs_opts o = { .server_ctx = sctx, .client_ctx = srp };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     expect_server_refused("an SRP client without a certificate", &TLS12, &s);
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(srp);
     SSL_CTX_free(sctx);
 }
@@ -321,9 +286,9 @@ static void test_sni_switch_to_context_without_m2mtls(void **state)
         SSL_CTX_set_options(stranger, SSL_OP_NO_TICKET);
         hs_opts o = { .server_ctx = sctx, .client_ctx = stranger, .dtls = m->dtls, .client_setup = sni_plain };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_server_refused("switched to a context without m2mtls", m, &s);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(stranger);
         SSL_CTX_free(sctx);
         SSL_CTX_free(plain);
@@ -349,9 +314,9 @@ static void test_initiator_moved_to_context_without_m2mtls(void **state)
         hs_opts o = { .server_ctx = strange_srv, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .client_setup = move_to_plain_client, .client_setup_arg = plain };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_client_refused("moved to a context without m2mtls", m, &c);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(plain);
         SSL_CTX_free(cctx);
         SSL_CTX_free(strange_srv);
@@ -366,7 +331,7 @@ static void test_initiator_moved_to_context_without_m2mtls(void **state)
 static void test_peers_from_cert_cannot_take_a_configured_identity(void **state)
 {
     (void)state;
-    m2mtls_policy *p = load("pfc.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "pfc.policy");
     X509 *fake = read_cert("ae-gw.pem"), *gw = read_cert("gateway.pem"), *ae7 = read_cert("ae7.pem");
     m2mtls_verdict v;
     assert_int_equal(m2mtls_policy_check_cert(p, fake, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
@@ -404,7 +369,7 @@ static void nc_case(const char *uri, int want_accept)
     pki_san sans[] = { { PKI_SAN_DNS, "leaf.example.com", 0 }, { PKI_SAN_URI, uri, 0 }, { 0, 0, 0 } };
     pki_cert leaf;
     assert_true(pki_leaf(&nc_int, "leaf", sans, &leaf));
-    m2mtls_policy *p = load("nc.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "nc.policy");
     STACK_OF(X509) *chain = pki_stack(nc_int.cert, (X509 *)NULL);
     m2mtls_verdict v;
     assert_int_equal(m2mtls_policy_check_cert(p, leaf.cert, chain, NULL, M2MTLS_RESPONDER, 0, &v), 1);
@@ -615,7 +580,7 @@ static void test_early_data_client_label(void **state)
     SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     assert_true(s.ok && c.ok);
     assert_non_null(c.session);
     assert_true(SSL_SESSION_get_max_early_data(c.session) > 0);
@@ -648,7 +613,7 @@ static void test_early_data_client_label(void **state)
     close(lfd);
     free(e.label_early);
     free(e.label);
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -662,14 +627,14 @@ static SSL *registrar_side(SSL_CTX *sctx, const char *name)
     SSL_CTX *cctx = plain_ctx(0, &TLS12, name, 0);
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .keep = 1 };
     hs_side s, c;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     if (!s.ok)
         fail_msg("%s: not accepted by the registrar: %s", name, s.reason ? s.reason : "-");
     SSL *ssl = s.ssl;
     s.ssl = NULL;
     close(s.fd);
     s.fd = -1;
-    clear(&s, &c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     return ssl;
 }
@@ -751,7 +716,7 @@ static void test_originator_forms(void **state)
 
 static void chain_refused(const char *policy, X509 *leaf, STACK_OF(X509) *chain, const char *what, const char *why)
 {
-    m2mtls_policy *p = load(policy);
+    m2mtls_policy *p = hs_policy_load(dir, policy);
     m2mtls_verdict v;
     assert_int_equal(m2mtls_policy_check_cert(p, leaf, chain, NULL, M2MTLS_RESPONDER, 0, &v), 1);
     if (v.accepted)
@@ -818,7 +783,7 @@ static void test_chain_and_crl_edges(void **state)
     chain_refused("crl-good.policy", under_inter.cert, ci, "an intermediate without its CRL", "unable to get certificate CRL");
     sk_X509_pop_free(ci, X509_free);
     /* and the good CRL lets the root's own leaf in */
-    m2mtls_policy *p = load("crl-good.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "crl-good.policy");
     m2mtls_verdict v;
     assert_int_equal(m2mtls_policy_check_cert(p, root_leaf.cert, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
     assert_true(v.accepted);
@@ -843,7 +808,7 @@ static void name_case(const char *what, const pki_san *sans, const char *want)
                            "peer /CSE-SRV dns:server.example.com ALPHA\n"
                            "peer //sp.example.com/in-cse/Cx uri://sp.example.com/in-cse/Cx ALPHA\n"
                            "peer /CSE-Y dns:y.example.com ALPHA\n"));
-    m2mtls_policy *p = load("names.policy");
+    m2mtls_policy *p = hs_policy_load(dir, "names.policy");
     m2mtls_verdict v;
     assert_int_equal(m2mtls_policy_check_cert(p, c.cert, NULL, NULL, M2MTLS_RESPONDER, 0, &v), 1);
     if (want == NULL && v.accepted)
@@ -907,21 +872,21 @@ static void test_ticket_of_another_host(void **state)
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy"), *thief = plain_ctx(0, m, NULL, 0);
         hs_opts o = { .server_ctx = a, .client_ctx = cctx, .peer = "/CSE-SRV" };
         hs_side s, c, s2, c2;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         assert_true(SSL_SESSION_has_ticket(c.session));
         hs_opts owner = { .server_ctx = b, .client_ctx = cctx, .session = c.session };
         hs_opts stolen = { .server_ctx = b, .client_ctx = thief, .session = c.session };
         const hs_opts *tries[] = { &owner, &stolen };
         for (int k = 0; k < 2; k++) {
-            run(tries[k], &s2, &c2);
+            hs_test_run(tries[k], NULL, &s2, &c2);
             if (s2.handshake_ok || s2.peer_id != NULL)
                 fail_msg("%s: a ticket of host A %s completed a handshake on host B (resumed=%d, peer=%s)", m->name,
                          k ? "replayed without a certificate" : "of /CSE-CLI", s2.reused,
                          s2.peer_id ? s2.peer_id : "(none)");
-            clear(&s2, &c2);
+            hs_side_pair_clear(&s2, &c2);
         }
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(thief);
         SSL_CTX_free(cctx);
         SSL_CTX_free(b);
@@ -973,22 +938,22 @@ static void test_session_cache_shared_by_two_policies(void **state)
     SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
     hs_opts o = { .server_ctx = a, .client_ctx = cctx, .peer = "/CSE-SRV" };
     hs_side s, c, s2, c2;
-    run(&o, &s, &c);
+    hs_test_run(&o, NULL, &s, &c);
     assert_true(s.ok && c.ok);
     assert_true(shared_n > 0);
     /* the same host resumes it (the cache works) ... */
     o.session = c.session;
-    run(&o, &s2, &c2);
+    hs_test_run(&o, NULL, &s2, &c2);
     assert_true(s2.ok && s2.reused);
     assert_str_eq(s2.peer_id, "/CSE-CLI");
-    clear(&s2, &c2);
+    hs_side_pair_clear(&s2, &c2);
     /* ... the other host does not */
     o.server_ctx = b;
-    run(&o, &s2, &c2);
+    hs_test_run(&o, NULL, &s2, &c2);
     if (s2.handshake_ok || s2.peer_id != NULL)
         fail_msg("a session of host A completed a handshake on host B (resumed=%d)", s2.reused);
-    clear(&s2, &c2);
-    clear(&s, &c);
+    hs_side_pair_clear(&s2, &c2);
+    hs_side_pair_clear(&s, &c);
     for (int i = 0; i < shared_n; i++)
         SSL_SESSION_free(shared_cache[i]);
     shared_n = 0;
@@ -1036,9 +1001,9 @@ static void test_careless_settings_after_install(void **state)
         for (int k = 0; k < 2; k++) {
             hs_opts o = { .server_ctx = sctx, .client_ctx = clients[k], .dtls = m->dtls };
             hs_side s, c;
-            run(&o, &s, &c);
+            hs_test_run(&o, NULL, &s, &c);
             expect_server_refused(k ? "a client the policy does not name" : "a client without a certificate", m, &s);
-            clear(&s, &c);
+            hs_side_pair_clear(&s, &c);
         }
         /* the client side: the same, and it asks for the label from its verify callback */
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
@@ -1046,16 +1011,16 @@ static void test_careless_settings_after_install(void **state)
         SSL_CTX *srv_stranger = plain_ctx(1, m, "stranger", 0);
         hs_opts o = { .server_ctx = srv_stranger, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         expect_client_refused("a server the association does not name", m, &c);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX *good = ctx_for(1, m, "srv.policy");
         o.server_ctx = good;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         if (label_in_callback != NULL)
             fail_msg("%s: a label inside the handshake: %s", m->name, label_in_callback);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(good);
         SSL_CTX_free(srv_stranger);
         SSL_CTX_free(cctx);
@@ -1163,7 +1128,7 @@ static void test_ssl_created_before_install(void **state)
         hs_side s, c;
         connect_prepared(stranger, early, 0, &s, &c);
         expect_client_refused("an initiator SSL made before install, SSL_VERIFY_NONE", m, &c);
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         /* ... and an anonymous server, the application offering every suite
          * and never calling m2mtls_ssl_set_peer: no m2mtls hook reaches that
          * SSL's handshake (README, Limits), it may complete, never with a label */
@@ -1174,7 +1139,7 @@ static void test_ssl_created_before_install(void **state)
             connect_prepared(anon, early2, 0, &s, &c);
             if (c.peer_id != NULL)
                 fail_msg("an anonymous server is labelled %s", c.peer_id);
-            clear(&s, &c);
+            hs_side_pair_clear(&s, &c);
             SSL_CTX_free(anon);
         } else {
             SSL_free(early2);
@@ -1245,18 +1210,18 @@ static void test_callbacks_see_labels(void **state)
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV",
                       .client_setup = own_info };
         hs_side s, c, s2, c2;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
         o.session = c.session;
-        run(&o, &s2, &c2);
+        hs_test_run(&o, NULL, &s2, &c2);
         assert_true(s2.ok && c2.ok);
         int start = atomic_load(&info_start_labelled), done = atomic_load(&info_done_labelled),
             calls = atomic_load(&info_done_calls);
         if (start != 0 || calls != 4 || done != 4)
             fail_msg("%s: labels at HANDSHAKE_START %d (want 0), at HANDSHAKE_DONE %d of %d (want 4 of 4)", m->name,
                      start, done, calls);
-        clear(&s, &c);
-        clear(&s2, &c2);
+        hs_side_pair_clear(&s, &c);
+        hs_side_pair_clear(&s2, &c2);
 
         SSL_CTX_set_alpn_select_cb(sctx, loosen_in_alpn, NULL);
         SSL_CTX *anon = plain_ctx(0, m, NULL, 0);
@@ -1265,13 +1230,13 @@ static void test_callbacks_see_labels(void **state)
             if (!tickets)
                 SSL_CTX_set_num_tickets(sctx, 0); /* TLS 1.3: a server that issues none */
             o = (hs_opts){ .server_ctx = sctx, .client_ctx = anon, .dtls = m->dtls, .client_setup = alpn_client };
-            run(&o, &s, &c);
+            hs_test_run(&o, NULL, &s, &c);
             if (s.peer_id != NULL)
                 fail_msg("%s: a client without a certificate is labelled %s", m->name, s.peer_id);
             if (s.handshake_ok)
                 print_message("%s%s: the application's ALPN callback loosened the verify mode: completed, no label\n",
                               m->name, tickets ? "" : " (no tickets)");
-            clear(&s, &c);
+            hs_side_pair_clear(&s, &c);
         }
         SSL_CTX_free(anon);
         SSL_CTX_free(cctx);
@@ -1309,7 +1274,7 @@ static void test_set_peer_during_handshake(void **state)
         set_peer_result = -1;
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c;
-        run(&o, &s, &c);
+        hs_test_run(&o, NULL, &s, &c);
         assert_int_not_equal(set_peer_result, -1);
         if (set_peer_result == 1 && c.handshake_ok)
             fail_msg("%s: m2mtls_ssl_set_peer(Cgateway) succeeded during the handshake, which completed with %s",
@@ -1318,7 +1283,7 @@ static void test_set_peer_during_handshake(void **state)
         assert_contains(m2mtls_last_error(), "handshake");
         if (c.handshake_ok)
             assert_str_eq(c.peer_id, "/CSE-SRV");
-        clear(&s, &c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
     }

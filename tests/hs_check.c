@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CMocka side of the handshake driver (hs.h, "for CMocka tests"): the
+ * steps every loopback test repeats, failing the running test with the
+ * reason when one does not work. Apart from hs.c, which the fuzzers compile
+ * in without CMocka.
+ */
+#include "hs.h"
+
+#include <stdlib.h>
+
+#include "testutil.h"
+#include "pki.h"
+
+m2mtls_policy *hs_policy_load(const char *dir, const char *name)
+{
+    char *path = pki_path(dir, name);
+    m2mtls_policy *p = path != NULL ? m2mtls_policy_load(path) : NULL;
+    free(path);
+    if (p == NULL)
+        fail_msg("loading %s: %s", name, m2mtls_last_error());
+    return p;
+}
+
+SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, const char *policy)
+{
+    SSL_CTX *ctx = hs_ctx_new(server, dtls, max_version);
+    if (ctx == NULL)
+        fail_msg("a TS-0003 context: %s", m2mtls_last_error());
+    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
+        fail_msg("installing %s: %s", policy, m2mtls_last_error());
+    return ctx;
+}
+
+void hs_test_ctx_use(SSL_CTX *ctx, const char *dir, const char *name)
+{
+    char cert[256], key[256];
+    snprintf(cert, sizeof cert, "%s.pem", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    char *c = pki_path(dir, cert), *k = pki_path(dir, key);
+    int ok = c != NULL && k != NULL && SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM)
+             && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
+    free(c);
+    free(k);
+    assert_true(ok);
+}
+
+void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c)
+{
+    if (!hs_run(o, s, c))
+        fail_msg("%s%sthe loopback run itself failed (client: %s)", what != NULL ? what : "", what != NULL ? ": " : "",
+                 c->ssl_error);
+}
+
+void hs_side_pair_clear(hs_side *s, hs_side *c)
+{
+    hs_side_clear(s);
+    hs_side_clear(c);
+}
+
+void hs_expect_ok(const char *what, const hs_side *s, const hs_side *c)
+{
+    if (!s->ok || !c->ok)
+        fail_msg("%s%shandshake failed: server ok=%d (%s; %s) client ok=%d (%s; %s)", what != NULL ? what : "",
+                 what != NULL ? ": " : "", s->ok, s->reason ? s->reason : "-", s->ssl_error, c->ok,
+                 c->reason ? c->reason : "-", c->ssl_error);
+}
