@@ -228,8 +228,7 @@ static void test_app_client_hello_chained(void **state)
             expect_ok(&TLS13, &s, &c);
             expect_labels(&s, &c);
         }
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -260,8 +259,7 @@ static void full_handshake(const mode *m, const char *cipher, int version)
     assert_str_eq(s.sni, "server.example.com");
     assert_false(s.reused);
     assert_false(c.reused);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -319,8 +317,7 @@ static void test_reject_server_side(void **state)
         assert_non_null(s.reason);
         assert_contains(s.reason, "no association");
         assert_int_equal(s.reject_code, M2MTLS_REJECT_NAME);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -345,8 +342,7 @@ static void test_reject_client_side(void **state)
         assert_non_null(c.reason);
         assert_contains(c.reason, "ALPHA");
         assert_int_equal(c.reject_code, M2MTLS_REJECT_ROOT_OF_TRUST);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -368,8 +364,7 @@ static void test_initiator_verify_none_still_refuses(void **state)
             fail_msg("%s: SSL_VERIFY_NONE let the client complete a handshake with a look-alike server", m->name);
         assert_null(c.peer_id);
         assert_non_null(c.reason);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -392,8 +387,7 @@ static void test_no_client_certificate(void **state)
         assert_null(s.peer_id);
         assert_non_null(s.reason);
         assert_int_equal(s.reject_code, M2MTLS_REJECT_NO_CERTIFICATE);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -445,8 +439,7 @@ static void test_app_callback_before_install(void **state)
     expect_labels(&s, &c);
     assert_true(atomic_load(&calls_a) > 0);
     assert_true(atomic_load(&calls_b) > 0);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -467,8 +460,7 @@ static void test_app_callback_after_install(void **state)
     expect_labels(&s, &c);
     assert_true(atomic_load(&calls_a) > 0);
     assert_true(atomic_load(&calls_b) > 0);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 
     /* a callback set after install must not switch the policy off */
     SSL_CTX *ictx = ctx_with(0, m, "intruder.policy");
@@ -479,8 +471,7 @@ static void test_app_callback_after_install(void **state)
     assert_null(s.peer_id);
     assert_non_null(s.reason);
     assert_contains(s.reason, "no association");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 
     SSL_CTX_free(ictx);
     SSL_CTX_free(sctx);
@@ -509,8 +500,7 @@ static void test_app_callback_refuses(void **state)
         assert_null(s.peer_id);
         assert_true(atomic_load(&calls_reject) > 0);
         assert_int_equal(s.reject_code, M2MTLS_REJECT_APPLICATION);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
 
@@ -530,8 +520,7 @@ static void test_app_callback_refuses(void **state)
         assert_null(c.peer_id);
         assert_true(atomic_load(&calls_reject) > 0);
         assert_int_equal(c.reject_code, M2MTLS_REJECT_APPLICATION);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -549,8 +538,7 @@ static void test_client_chain_from_cert_file(void **state)
         run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
         expect_ok(m, &s, &c);
         expect_labels(&s, &c);
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
@@ -605,15 +593,13 @@ static void test_set_policy_full_handshakes(void **state)
         fail_msg("accepted by a policy that does not list the client: %s", s.peer_id);
     assert_null(s.peer_id);
     assert_contains(s.reason, "no association");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 
     assert_int_equal(m2mtls_ctx_set_policy(sctx, full), 1);
     run(sctx, cctx, m, "/CSE-SRV", NULL, &s, &c);
     expect_ok(m, &s, &c);
     expect_labels(&s, &c);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 
     /* the caller's references stay valid and are the caller's to drop */
     assert_int_equal(m2mtls_policy_peer_count(removed), 1);
@@ -851,11 +837,9 @@ static void test_resume_label_record_tampered(void **state)
             expect_ok(m, &s2, &c2);
             expect_labels(&s2, &c2);
             SSL_SESSION_free(forged);
-            hs_side_clear(&s2);
-            hs_side_clear(&c2);
+            hs_side_pair_clear(&s2, &c2);
         }
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }

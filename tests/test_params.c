@@ -143,8 +143,9 @@ static void connect_ae(SSL_CTX *sctx, const char *ae, int mode, int client_level
     snprintf(policy, sizeof policy, "ae-%s.policy", ae);
     SSL_CTX *cctx = ctx_for(0, mode, client_level, policy);
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = mode == DTLS12, .peer = "/in-cse" };
-    if (!hs_run(&o, s, c))
-        fail_msg("%s %s: the loopback run itself failed (client: %s)", mode_name[mode], ae, c->ssl_error);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s", mode_name[mode], ae);
+    hs_test_run(&o, what, s, c);
     SSL_CTX_free(cctx);
 }
 
@@ -156,8 +157,7 @@ static void expect_accepted(SSL_CTX *sctx, const char *ae, const char *peer_id, 
         fail_msg("%s %s: refused: server %s (%s), client %s (%s)", mode_name[mode], ae,
                  s.reason ? s.reason : "-", s.ssl_error, c.reason ? c.reason : "-", c.ssl_error);
     assert_str_eq(s.peer_id, peer_id);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 }
 
 /* Refused by the server, which says WHY. */
@@ -172,8 +172,7 @@ static void expect_refused(SSL_CTX *sctx, const char *ae, int mode, int client_l
     if (getenv("M2MTLS_TEST_VERBOSE"))
         print_message("%s %s: %s\n", mode_name[mode], ae, s.reason ? s.reason : "(no reason)");
     assert_contains(s.reason, why);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 }
 
 /* ---- time, purpose, depth: the application cannot loosen them ------------------- */
@@ -221,8 +220,7 @@ static void test_purpose_any(void **state)
     assert_false(c.ok);
     assert_null(c.peer_id);
     assert_contains(c.reason, "unsuitable certificate purpose");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -253,14 +251,12 @@ static void test_host_check_kept(void **state)
     assert_true(hs_run(&o, &s, &c));
     assert_false(c.ok);
     assert_contains(c.reason, "does not match the host name the application checks ('elsewhere.example.com')");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     assert_int_equal(X509_VERIFY_PARAM_set1_host(vp, "in-cse.sp.example.com", 0), 1);
     assert_true(hs_run(&o, &s, &c));
     assert_true(c.ok);
     assert_str_eq(c.peer_id, "/in-cse");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -410,8 +406,7 @@ static void error_queue_run(SSL_CTX *sctx, const char *ae, int want_accepted)
         fail_msg("%s: the error the application queued during SSL_accept is gone", ae);
     if (!b.cb_error_kept && strcmp(ae, "expired") != 0) /* a refused chain may stop before it runs */
         fail_msg("%s: the error the application's verify callback queued is gone", ae);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(cctx);
 }
 

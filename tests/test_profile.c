@@ -75,26 +75,18 @@ static int default_level(void)
  * loaded (POLICY NULL: the profile only). */
 static SSL_CTX *profiled(int server, int dtls, const char *policy)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, dtls, 0);
-    if (ctx == NULL)
-        fail_msg("profile: %s", m2mtls_last_error());
-    if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
-        fail_msg("%s: %s", policy, m2mtls_last_error());
-    return ctx;
+    return hs_test_ctx(server, dtls, 0, dir, policy);
 }
 
 static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, int dtls, int keep, hs_side *s, hs_side *c)
 {
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = dtls, .peer = "/CSE-SRV", .keep = keep };
-    if (!hs_run(&o, s, c))
-        fail_msg("the loopback run itself failed (client: %s)", c->ssl_error);
+    hs_test_run(&o, NULL, s, c);
 }
 
 static void expect_ok(const hs_side *s, const hs_side *c)
 {
-    if (!s->ok || !c->ok)
-        fail_msg("handshake failed: server ok=%d (%s; %s) client ok=%d (%s; %s)", s->ok,
-                 s->reason ? s->reason : "-", s->ssl_error, c->ok, c->reason ? c->reason : "-", c->ssl_error);
+    hs_expect_ok(NULL, s, c);
 }
 
 /* The group the handshake agreed on, by name. */
@@ -130,8 +122,7 @@ static void test_dtls_suite_at_default_level(void **state)
     assert_str_eq(s.cipher, "ECDHE-ECDSA-AES128-CCM8");
     assert_str_eq(s.peer_id, "/CSE-CLI");
     assert_str_eq(c.peer_id, "/CSE-SRV");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -162,8 +153,7 @@ static void test_dtls_suite_level2_profile_twice(void **state)
     handshake(sctx, cctx, 1, 0, &s, &c);
     expect_ok(&s, &c);
     assert_str_eq(c.cipher, "ECDHE-ECDSA-AES128-CCM8");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -183,8 +173,7 @@ static void test_other_ccm8_suite_still_refused(void **state)
     assert_false(c.handshake_ok);
     assert_false(s.handshake_ok);
     assert_contains(c.ssl_error, "no ciphers available");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -232,8 +221,7 @@ static void test_weak_peer_key_refused(void **state)
     assert_null(s.peer_id);
     assert_non_null(s.reason);
     assert_contains(s.reason, "too weak");
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
 }
@@ -248,8 +236,7 @@ static void expect_group(SSL_CTX *sctx, SSL_CTX *cctx, int dtls, const char *gro
     expect_ok(&s, &c);
     assert_str_eq(group_name(s.ssl, sg, sizeof sg), group);
     assert_str_eq(group_name(c.ssl, cg, sizeof cg), group);
-    hs_side_clear(&s);
-    hs_side_clear(&c);
+    hs_side_pair_clear(&s, &c);
 }
 
 /* TLS 1.3 between two profiled contexts: the hybrid ML-KEM group on OpenSSL

@@ -639,8 +639,7 @@ static void test_mixed_server(void **state)
                 assert_str_eq(s.anchor, "ALPHA");
             else
                 assert_null(s.anchor);
-            hs_side_clear(&s);
-            hs_side_clear(&c);
+            hs_side_pair_clear(&s, &c);
             SSL_CTX_free(cctx);
         }
         SSL_CTX_free(sctx);
@@ -667,8 +666,7 @@ static void test_resumption(void **state)
             assert_str_eq(s2.peer_id, DEV);
             assert_contains(s2.cert_name, "key:sha-256;");
             assert_str_eq(c2.peer_id, "/CSE-SRV");
-            hs_side_clear(&s2);
-            hs_side_clear(&c2);
+            hs_side_pair_clear(&s2, &c2);
             done(&s, &c, sctx, cctx);
         }
     }
@@ -694,8 +692,7 @@ static void test_swap_removes_key(void **state)
             fail_msg("%s: the removed key still got in (resumed=%d, peer=%s)", m->name, s2.reused,
                      s2.peer_id ? s2.peer_id : "-");
         assert_int_equal(s2.reject_code, M2MTLS_REJECT_NAME);
-        hs_side_clear(&s2);
-        hs_side_clear(&c2);
+        hs_side_pair_clear(&s2, &c2);
         done(&s, &c, sctx, cctx);
     }
 }
@@ -717,8 +714,7 @@ static void test_initiator_swap(void **state)
     assert_false(c2.ok);
     assert_null(c2.peer_id);
     assert_contains(c2.reason, "the key configured for peer '/CSE-SRV'");
-    hs_side_clear(&s2);
-    hs_side_clear(&c2);
+    hs_side_pair_clear(&s2, &c2);
     done(&s, &c, sctx, cctx);
 }
 
@@ -745,8 +741,7 @@ static void test_initiator_kind_change(void **state)
         if (c2.reused)
             fail_msg("%s: a session of the other kind of association was resumed", next[i]);
         assert_contains(c2.cert_name, i == 0 ? "key:sha-256;" : "uri://sp.example.com/CSE-SRV");
-        hs_side_clear(&s);
-        hs_side_clear(&c);
+        hs_side_pair_clear(&s, &c);
         s = s2;
         c = c2;
     }
