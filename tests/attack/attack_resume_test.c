@@ -153,6 +153,19 @@ static void expect_labelled(const char *what, const mode *m, const hs_side *s, c
         assert_str_eq(c->peer_id, cli_sees);
 }
 
+/* The run O (a client asking for /CSE-SRV), labelled /CSE-CLI and /CSE-SRV
+ * by a full handshake (WHAT names it); its client session, the caller's. */
+static SSL_SESSION *labelled_session(const char *what, const mode *m, const hs_opts *o)
+{
+    hs_side s, c;
+    hs_test_run(o, NULL, &s, &c);
+    expect_labelled(what, m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
+    SSL_SESSION *sess = c.session;
+    c.session = NULL;
+    hs_side_pair_clear(&s, &c);
+    return sess;
+}
+
 /* One client SSL of CCTX that resumed SESS with SCTX (so that its
  * connection's memo holds SESS), shut down and SSL_clear'ed for reuse. */
 static SSL *reused_client_ssl(const mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess)
@@ -171,6 +184,28 @@ static SSL *reused_client_ssl(const mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_S
     hs_side_pair_clear(&s, &c);
     assert_true(SSL_clear(ssl));
     return ssl;
+}
+
+/* The session (ticket) a server context without m2mtls, PLAIN, gives the
+ * client ATTACKER after a handshake that completed. */
+static SSL_SESSION *plain_ticket(const mode *m, SSL_CTX *plain, SSL_CTX *attacker)
+{
+    hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
+    hs_side s, c;
+    hs_test_run(&get, NULL, &s, &c);
+    assert_true(s.ok && c.ok);
+    assert_non_null(c.session);
+    SSL_SESSION *ticket = c.session;
+    c.session = NULL;
+    hs_side_pair_clear(&s, &c);
+    return ticket;
+}
+
+/* ATTACKER offers TICKET to the m2mtls server SCTX (the caller checks S, C). */
+static void replay_ticket(const mode *m, SSL_CTX *sctx, SSL_CTX *attacker, SSL_SESSION *ticket, hs_side *s, hs_side *c)
+{
+    hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
+    hs_test_run(&replay, NULL, s, c);
 }
 
 /* ---- the memo of a connection's last re-check --------------------------------------- */
@@ -204,11 +239,7 @@ static void test_memo_session_overwritten_in_place(void **state)
         assert_int_equal(m2mtls_ctx_set_policy(cctx, pol), 1);
         m2mtls_policy_free(pol);
         o.server_ctx = sctx;
-        hs_test_run(&o, NULL, &s, &c); /* the session of the current name */
-        expect_labelled("current name", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
-        SSL_SESSION *sess = c.session;
-        c.session = NULL;
-        hs_side_pair_clear(&s, &c);
+        SSL_SESSION *sess = labelled_session("current name", m, &o); /* the session of the current name */
 
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         const unsigned char *p = der;
@@ -242,12 +273,8 @@ static void test_memo_label_rewritten_in_place(void **state)
         const mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        SSL_SESSION *sess = labelled_session("full", m, &o);
         hs_side s, c;
-        hs_test_run(&o, NULL, &s, &c);
-        expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
-        SSL_SESSION *sess = c.session;
-        c.session = NULL;
-        hs_side_pair_clear(&s, &c);
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         void *data = NULL;
         size_t n = 0;
@@ -337,12 +364,8 @@ static void test_memo_other_association_same_ssl(void **state)
         const mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
+        SSL_SESSION *sess = labelled_session("full", m, &o);
         hs_side s, c;
-        hs_test_run(&o, NULL, &s, &c);
-        expect_labelled("full", m, &s, &c, "/CSE-CLI", "/CSE-SRV", 0);
-        SSL_SESSION *sess = c.session;
-        c.session = NULL;
-        hs_side_pair_clear(&s, &c);
         SSL *ssl = reused_client_ssl(m, sctx, cctx, sess);
         hs_opts again = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-OTHER",
                           .session = sess, .client_ssl = ssl };
@@ -395,15 +418,8 @@ static void test_ticket_of_plain_context_with_bad_profile(void **state)
         assert_int_equal(s.reject_code, M2MTLS_REJECT_PROFILE);
         hs_side_pair_clear(&s, &c);
         /* its ticket from the context without m2mtls */
-        hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
-        hs_test_run(&get, NULL, &s, &c);
-        assert_true(s.ok && c.ok);
-        assert_non_null(c.session);
-        SSL_SESSION *ticket = c.session;
-        c.session = NULL;
-        hs_side_pair_clear(&s, &c);
-        hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
-        hs_test_run(&replay, NULL, &s, &c);
+        SSL_SESSION *ticket = plain_ticket(m, plain, attacker);
+        replay_ticket(m, sctx, attacker, ticket, &s, &c);
         if (s.handshake_ok || s.peer_id != NULL || s.reused)
             fail_msg("%s: a ticket of a context without m2mtls completed a handshake (resumed=%d, peer=%s)", m->name,
                      s.reused, s.peer_id ? s.peer_id : "(none)");
@@ -472,16 +488,9 @@ static void test_forged_label_of_plain_context(void **state)
         assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(plain, keys, sizeof keys), 1);
         assert_int_equal(SSL_CTX_set_session_id_context(plain, (const unsigned char *)"plain", 5), 1);
         assert_int_equal(SSL_CTX_set_session_ticket_cb(plain, forge_label, use_any, NULL), 1);
-        hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
+        SSL_SESSION *ticket = plain_ticket(m, plain, attacker);
         hs_side s, c;
-        hs_test_run(&get, NULL, &s, &c);
-        assert_true(s.ok && c.ok);
-        assert_non_null(c.session);
-        SSL_SESSION *ticket = c.session;
-        c.session = NULL;
-        hs_side_pair_clear(&s, &c);
-        hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
-        hs_test_run(&replay, NULL, &s, &c);
+        replay_ticket(m, sctx, attacker, ticket, &s, &c);
         if (s.handshake_ok || s.peer_id != NULL || s.reused)
             fail_msg("%s: a ticket with a label written by another context was accepted (resumed=%d, peer=%s)",
                      m->name, s.reused, s.peer_id ? s.peer_id : "(none)");
