@@ -14,19 +14,8 @@
 #   - SSL_set_info_callback(ssl, NULL) next to the program's SSL_CTX callback.
 # usage: attack_preload.sh PRELOAD.so careless_server m2mtls m2mtls.so
 set -u
-PRELOAD=${1:?usage: attack_preload.sh PRELOAD.so careless_server m2mtls m2mtls.so}
-PROGRAM=${2:?usage: attack_preload.sh PRELOAD.so careless_server m2mtls m2mtls.so}
-shift 2
 . "$(dirname "$0")/../servers/lib.sh"
-srv_init attack-preload "$@"
-case $PRELOAD in /*) ;; *) PRELOAD=$PWD/$PRELOAD ;; esac
-case $PROGRAM in /*) ;; *) PROGRAM=$PWD/$PROGRAM ;; esac
-
-srv_root ae-root "/CN=AE Root"
-srv_root cse-root "/CN=CSE Root"
-srv_leaf server cse-root "DNS:in-cse.sp.example.com" in-cse
-srv_leaf good ae-root "URI://sp.example.com/in-cse/Csensor7" Csensor7
-srv_leaf other ae-root "URI://sp.example.com/in-cse/Cother" Cother
+srv_preload_init attack-preload careless_server "$@"
 # policy FILE PEER...: the responder's policy accepting the AE-IDs PEER...
 policy() {
     _f=$1; shift

@@ -9,19 +9,8 @@
 # is logged by the preload and only authorized peers are served.
 # usage: test_preload_bypass.sh PRELOAD.so preload_server m2mtls m2mtls.so
 set -u
-PRELOAD=${1:?usage: test_preload_bypass.sh PRELOAD.so preload_server m2mtls m2mtls.so}
-PROGRAM=${2:?usage: test_preload_bypass.sh PRELOAD.so preload_server m2mtls m2mtls.so}
-shift 2
 . "$(dirname "$0")/../servers/lib.sh"
-srv_init preload-bypass "$@"
-case $PRELOAD in /*) ;; *) PRELOAD=$PWD/$PRELOAD ;; esac
-case $PROGRAM in /*) ;; *) PROGRAM=$PWD/$PROGRAM ;; esac
-
-srv_root ae-root "/CN=AE Root"
-srv_root cse-root "/CN=CSE Root"
-srv_leaf server cse-root "DNS:in-cse.sp.example.com" in-cse
-srv_leaf good ae-root "URI://sp.example.com/in-cse/Csensor7" Csensor7
-srv_leaf other ae-root "URI://sp.example.com/in-cse/Cother" Cother
+srv_preload_init preload-bypass preload_server "$@"
 printf 'local-id /in-cse\nanchor ae-root %s/ae-root.pem\npeer //sp.example.com/in-cse/Csensor7 uri://sp.example.com/in-cse/Csensor7 ae-root\n' \
     "$T" >"$T/server.policy"
 

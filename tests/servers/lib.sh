@@ -31,7 +31,7 @@
 #               srv_token_pki (all of a server's key in SoftHSM, and the PKI)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
 #   servers     srv_example srv_nginx_start srv_s_server_start ($GET: an HTTP request)
-#   preload     srv_server_policy srv_s_client
+#   preload     srv_server_policy srv_s_client srv_preload_init
 
 SRV_PIDS=""         # "name:pid" of every background process started here
 srv_passed=0
@@ -621,6 +621,27 @@ srv_token_pki() {
 }
 
 # ---- the preload: policies that change, sessions kept between clients -------------------
+# srv_preload_init NAME PROGRAM-NAME PRELOAD.so PROGRAM M2MTLS M2MTLS.so: the
+# start of a test of a plain OpenSSL program (PROGRAM, called PROGRAM-NAME in
+# the usage line) under libm2mtls-preload.so (PRELOAD.so): srv_init NAME
+# M2MTLS M2MTLS.so, PRELOAD and PROGRAM as absolute paths, and in $T the
+# roots ae-root and cse-root ("AE Root", "CSE Root") with the leaves server
+# (DNS:in-cse.sp.example.com, of cse-root), good (Csensor7) and other (Cother)
+# (URI://sp.example.com/in-cse/..., of ae-root)
+srv_preload_init() {
+    _pn=$1 _pusage="usage: $(basename "$0") PRELOAD.so $2 m2mtls m2mtls.so"
+    PRELOAD=${3:?$_pusage}
+    PROGRAM=${4:?$_pusage}
+    shift 4
+    srv_init "$_pn" "$@"
+    case $PRELOAD in /*) ;; *) PRELOAD=$PWD/$PRELOAD ;; esac
+    case $PROGRAM in /*) ;; *) PROGRAM=$PWD/$PROGRAM ;; esac
+    srv_root ae-root "/CN=AE Root"
+    srv_root cse-root "/CN=CSE Root"
+    srv_leaf server cse-root "DNS:in-cse.sp.example.com" in-cse
+    srv_leaf good ae-root "URI://sp.example.com/in-cse/Csensor7" Csensor7
+    srv_leaf other ae-root "URI://sp.example.com/in-cse/Cother" Cother
+}
 # srv_server_policy FILE AE-ID...: FILE becomes the responder policy of /in-cse
 # (anchor sp-root) with one peer line per AE-ID (its URI subjectAltName), written
 # beside FILE and renamed over it, as an operator replaces a live policy
