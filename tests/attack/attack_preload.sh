@@ -16,6 +16,7 @@
 set -u
 . "$(dirname "$0")/../servers/lib.sh"
 srv_preload_init attack-preload careless_server "$@"
+SRV_HELLO_HOLD=0.5 # each client keeps its input open 0.5 s after its "hello"
 # policy FILE PEER...: the responder's policy accepting the AE-IDs PEER...
 policy() {
     _f=$1; shift
@@ -38,39 +39,21 @@ program() {
     srv_wait_log "$_n" "listening " 10 || { srv_show "$T/$_n.log"; srv_die "$_n does not start"; }
     port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$T/$_n.log")
 }
-# client NAME WHO [s_client options]: sends "hello NAME"; output in $T/NAME.out
-client() {
-    _c=$1 _who=$2; shift 2
-    _id=""
-    [ "$_who" != - ] && _id="-cert $T/$_who.pem -key $T/$_who.key"
-    # shellcheck disable=SC2086
-    (printf 'hello %s\n' "$_c"; sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet $_id "$@" \
-        >"$T/$_c.out" 2>"$T/$_c.err"
-}
-served() { grep -q "^served hello $1" "$T/$1.out"; }
-expect_served() {
-    if served "$1" && srv_wait_log "$2" "accepted client=127.0.0.1:" 5; then srv_ok "$3"; else
-        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
-}
-expect_refused() {
-    if ! served "$1" && srv_wait_log "$2" "refused client=127.0.0.1:" 5; then srv_ok "$3"; else
-        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
-}
 
 # ---- OpenSSL through dlopen + dlsym -------------------------------------------------
 program dlopen M2MTLS_POLICY="$T/server.policy" -- --dlopen --verify-none
 grep -q "^OpenSSL through dlsym" "$T/dlopen.log" || srv_die "the program did not take OpenSSL through dlsym"
-client dlopen-anon - -tls1_2
-expect_refused dlopen-anon dlopen "dlopen/dlsym: a client without a certificate is refused"
-client dlopen-other other
-expect_refused dlopen-other dlopen "dlopen/dlsym: an AE the policy does not name is refused"
-client dlopen-good good
-expect_served dlopen-good dlopen "dlopen/dlsym: the authorized AE is served and logged"
+srv_hello_client dlopen-anon - -tls1_2
+srv_expect_hello_refused dlopen-anon dlopen "dlopen/dlsym: a client without a certificate is refused"
+srv_hello_client dlopen-other other
+srv_expect_hello_refused dlopen-other dlopen "dlopen/dlsym: an AE the policy does not name is refused"
+srv_hello_client dlopen-good good
+srv_expect_hello_served dlopen-good dlopen "dlopen/dlsym: the authorized AE is served and logged"
 srv_stop dlopen
 # ... and without a policy, no handshake at all (fails closed)
 program dlopen-nopolicy M2MTLS_POLICY="$T/missing.policy" -- --dlopen --verify-none
-client dlopen-nopolicy-good good
-if ! served dlopen-nopolicy-good && srv_wait_log dlopen-nopolicy "cannot be applied" 5; then
+srv_hello_client dlopen-nopolicy-good good
+if ! srv_hello_served dlopen-nopolicy-good && srv_wait_log dlopen-nopolicy "cannot be applied" 5; then
     srv_ok "dlopen/dlsym without a loadable policy: no handshake completes"
 else
     srv_fail "dlopen/dlsym without a loadable policy: no handshake completes"
@@ -83,12 +66,12 @@ mkdir -p "$T/etc" "$T/elsewhere"
 policy "$T/etc/server.policy" Csensor7
 policy "$T/elsewhere/server.policy" Csensor7 Cother   # not the operator's file
 CWD=$T/etc program chdir M2MTLS_POLICY=server.policy M2MTLS_RELOAD=1 -- --chdir "$T/elsewhere"
-client chdir-other-1 other
-expect_refused chdir-other-1 chdir "relative M2MTLS_POLICY: Cother is refused"
+srv_hello_client chdir-other-1 other
+srv_expect_hello_refused chdir-other-1 chdir "relative M2MTLS_POLICY: Cother is refused"
 sleep 1.2
-client chdir-other-2 other
-client chdir-good good
-if ! served chdir-other-2 && served chdir-good && ! grep -q "reloaded" "$T/chdir.log"; then
+srv_hello_client chdir-other-2 other
+srv_hello_client chdir-good good
+if ! srv_hello_served chdir-other-2 && srv_hello_served chdir-good && ! grep -q "reloaded" "$T/chdir.log"; then
     srv_ok "relative M2MTLS_POLICY: after the program's chdir, reload still reads the operator's file"
 else
     srv_fail "relative M2MTLS_POLICY: after the program's chdir, reload read another file"
@@ -98,9 +81,9 @@ fi
 sleep 1.2
 policy "$T/etc/server.policy.new" Csensor7 Cother && mv "$T/etc/server.policy.new" "$T/etc/server.policy"
 sleep 1.2
-client chdir-trigger good
-client chdir-other-3 other
-if served chdir-other-3 && grep -q "policy server.policy reloaded\|policy $T/etc/server.policy reloaded" "$T/chdir.log"; then
+srv_hello_client chdir-trigger good
+srv_hello_client chdir-other-3 other
+if srv_hello_served chdir-other-3 && grep -q "policy server.policy reloaded\|policy $T/etc/server.policy reloaded" "$T/chdir.log"; then
     srv_ok "relative M2MTLS_POLICY: a change of the operator's file is reloaded"
 else
     srv_fail "relative M2MTLS_POLICY: a change of the operator's file is reloaded"; srv_show "$T/chdir.log"
@@ -131,9 +114,9 @@ for what in fifo long; do
     rm -f "$T/etc/server.policy"
     if [ $what = fifo ]; then mkfifo "$T/etc/server.policy"; else cp "$T/long.policy" "$T/etc/server.policy"; fi
     sleep 1.2
-    client "swap-$what-good" good
-    client "swap-$what-other" other
-    if served "swap-$what-good" && ! served "swap-$what-other" && grep -q "the policy in force stays" "$T/swap.log"; then
+    srv_hello_client "swap-$what-good" good
+    srv_hello_client "swap-$what-other" other
+    if srv_hello_served "swap-$what-good" && ! srv_hello_served "swap-$what-other" && grep -q "the policy in force stays" "$T/swap.log"; then
         srv_ok "reload of a file swapped for a $what: the policy in force stays, handshakes go on"
     else
         srv_fail "reload of a file swapped for a $what: the policy in force stays"
@@ -144,24 +127,24 @@ srv_stop swap
 
 # ---- 0.5-RTT data: written before the client's Finished (and certificate) -------------
 program halfrtt M2MTLS_POLICY="$T/server.policy" -- --half-rtt
-client halfrtt-anon - -tls1_3
+srv_hello_client halfrtt-anon - -tls1_3
 if grep -q "banner before authentication" "$T/halfrtt-anon.out"; then
     srv_fail "0.5-RTT: the program's early write reached a client without a certificate"; srv_show "$T/halfrtt.log"
 else
     srv_ok "0.5-RTT: nothing the program writes reaches a client before it is verified"
 fi
-client halfrtt-good good -tls1_3
-expect_served halfrtt-good halfrtt "0.5-RTT: the authorized AE is served"
+srv_hello_client halfrtt-good good -tls1_3
+srv_expect_hello_served halfrtt-good halfrtt "0.5-RTT: the authorized AE is served"
 srv_stop halfrtt
 
 # ---- the program's own verifier, loosening client hello and verify callbacks ----------------
 program ownverifier M2MTLS_POLICY="$T/server.policy" -- --own-verifier
-client ownverifier-anon - -tls1_2
-expect_refused ownverifier-anon ownverifier "its own verifier: a client without a certificate is refused"
-client ownverifier-other other
-expect_refused ownverifier-other ownverifier "its own verifier: an AE the policy does not name is refused"
-client ownverifier-good good
-expect_served ownverifier-good ownverifier "its own verifier: the authorized AE is served"
+srv_hello_client ownverifier-anon - -tls1_2
+srv_expect_hello_refused ownverifier-anon ownverifier "its own verifier: a client without a certificate is refused"
+srv_hello_client ownverifier-other other
+srv_expect_hello_refused ownverifier-other ownverifier "its own verifier: an AE the policy does not name is refused"
+srv_hello_client ownverifier-good good
+srv_expect_hello_served ownverifier-good ownverifier "its own verifier: the authorized AE is served"
 if grep -q "the program's certificate verification callback is not installed" "$T/ownverifier.log"; then
     srv_ok "its own verifier: refused, and logged"
 else
@@ -176,10 +159,10 @@ printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n
 srv_openssl x509 -req -in "$T/quote.csr" -CA "$T/ae-root.pem" -CAkey "$T/ae-root.key" -set_serial 77 -days 10 \
     -extfile "$T/quote.ext" -out "$T/quote.pem"
 program quote M2MTLS_POLICY="$T/server.policy" --
-client quote-1 quote
+srv_hello_client quote-1 quote
 line=$(grep "refused client=" "$T/quote.log" | head -n 1)
 quotes=$(printf '%s' "$line" | tr -cd '"' | wc -c)
-if ! served quote-1 && [ -n "$line" ] && [ "$quotes" -eq 2 ] && printf '%s' "$line" | grep -q 'x\\x22 peer='; then
+if ! srv_hello_served quote-1 && [ -n "$line" ] && [ "$quotes" -eq 2 ] && printf '%s' "$line" | grep -q 'x\\x22 peer='; then
     srv_ok "a '\"' in a certificate name is escaped in the log line (its reason cannot be closed early)"
 else
     srv_fail "a '\"' in a certificate name is escaped in the log line"; srv_show "$T/quote.log"
@@ -189,7 +172,7 @@ srv_stop quote
 printf 'local-id /in-cse\ncert %s/server.pem\nkey %s/server.key\nanchor ae-root %s/ae-root.pem\npeer //sp.example.com/in-cse/Csensor7 uri://sp.example.com/in-cse/Csensor7 ae-root\n' \
     "$T" "$T" "$T" >"$T/serve.policy"
 srv_start_m2mtls_serve serve --policy "$T/serve.policy" || { srv_show "$T/serve.log"; srv_die "m2mtls serve does not start"; }
-client serve-quote quote
+srv_hello_client serve-quote quote
 srv_wait_log serve "refused reason=" 5
 line=$(grep "refused reason=" "$T/serve.log" | head -n 1)
 quotes=$(printf '%s' "$line" | tr -cd '"' | wc -c)
@@ -202,8 +185,8 @@ srv_stop serve
 
 # ---- SSL_set_info_callback(ssl, NULL): the program's SSL_CTX callback still runs -------
 program infonull M2MTLS_POLICY="$T/server.policy" -- --info-null
-client infonull-good good
-if served infonull-good && grep -q "^ctx-info called" "$T/infonull.log"; then
+srv_hello_client infonull-good good
+if srv_hello_served infonull-good && grep -q "^ctx-info called" "$T/infonull.log"; then
     srv_ok "SSL_set_info_callback(ssl, NULL): the program's SSL_CTX info callback runs, as without the preload"
 else
     srv_fail "SSL_set_info_callback(ssl, NULL): the program's SSL_CTX info callback runs"; srv_show "$T/infonull.log"

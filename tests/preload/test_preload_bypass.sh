@@ -22,49 +22,29 @@ program() {
     srv_wait_log "$_n" "listening " 10 || { srv_show "$T/$_n.log"; srv_die "$_n does not start"; }
     port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$T/$_n.log")
 }
-# client NAME WHO [s_client options]: sends "hello NAME", output in $T/NAME.out
-# (WHO: a certificate name, or - for none)
-client() {
-    _c=$1 _who=$2; shift 2
-    _id=""
-    [ "$_who" != - ] && _id="-cert $T/$_who.pem -key $T/$_who.key"
-    # shellcheck disable=SC2086
-    printf 'hello %s\n' "$_c" | timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet $_id "$@" \
-        >"$T/$_c.out" 2>"$T/$_c.err"
-}
-served() { grep -q "^served hello $1" "$T/$1.out"; }
-# expect_served NAME LOG WHAT / expect_refused NAME LOG WHAT
-expect_served() {
-    if served "$1" && srv_wait_log "$2" "accepted client=127.0.0.1:" 5; then srv_ok "$3"; else
-        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
-}
-expect_refused() {
-    if ! served "$1" && srv_wait_log "$2" "refused client=127.0.0.1:" 5; then srv_ok "$3"; else
-        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
-}
 count() { grep -c "$2" "$T/$1.log" 2>/dev/null || true; }
 
 # ---- a verify mode with post-handshake authentication ------------------------------
 program pha --pha
-client pha-anon - -tls1_3 -enable_pha
-expect_refused pha-anon pha "SSL_VERIFY_POST_HANDSHAKE: a TLS 1.3 client without a certificate is refused, not served"
-client pha-good good -tls1_3 -enable_pha
-expect_served pha-good pha "SSL_VERIFY_POST_HANDSHAKE: the authorized client is served"
+srv_hello_client pha-anon - -tls1_3 -enable_pha
+srv_expect_hello_refused pha-anon pha "SSL_VERIFY_POST_HANDSHAKE: a TLS 1.3 client without a certificate is refused, not served"
+srv_hello_client pha-good good -tls1_3 -enable_pha
+srv_expect_hello_served pha-good pha "SSL_VERIFY_POST_HANDSHAKE: the authorized client is served"
 srv_stop pha
 
 # ---- the program's own info callbacks ------------------------------------------------
 for where in ssl ctx; do
     program "info-$where" "--info-$where"
-    client "info-$where-good" good
-    expect_served "info-$where-good" "info-$where" "its own info callback on the $where: the accepted client is logged"
-    client "info-$where-other" other
-    if ! served "info-$where-other" && srv_wait_log "info-$where" 'reason="no association matches' 5; then
+    srv_hello_client "info-$where-good" good
+    srv_expect_hello_served "info-$where-good" "info-$where" "its own info callback on the $where: the accepted client is logged"
+    srv_hello_client "info-$where-other" other
+    if ! srv_hello_served "info-$where-other" && srv_wait_log "info-$where" 'reason="no association matches' 5; then
         srv_ok "its own info callback on the $where: the refusal is logged with its reason"
     else
         srv_fail "its own info callback on the $where: the refusal is logged"; srv_show "$T/info-$where.log"
     fi
-    client "info-$where-anon" - -tls1_2
-    if ! served "info-$where-anon" && [ "$(count "info-$where" 'refused client=127.0.0.1:')" -ge 2 ]; then
+    srv_hello_client "info-$where-anon" - -tls1_2
+    if ! srv_hello_served "info-$where-anon" && [ "$(count "info-$where" 'refused client=127.0.0.1:')" -ge 2 ]; then
         srv_ok "its own info callback on the $where: a client without a certificate is logged"
     else
         srv_fail "its own info callback on the $where: a client without a certificate is logged"; srv_show "$T/info-$where.log"
@@ -75,9 +55,9 @@ done
 # ---- the program's own session ticket callbacks, with its own ticket data ----------
 for v in tls1_2 tls1_3; do
     program "tickets-$v" --tickets
-    client "tickets-$v-1" good "-$v" -sess_out "$T/tickets-$v.sess"
-    expect_served "tickets-$v-1" "tickets-$v" "$v: its own ticket callbacks: a full handshake is accepted"
-    client "tickets-$v-2" good "-$v" -sess_in "$T/tickets-$v.sess"
+    srv_hello_client "tickets-$v-1" good "-$v" -sess_out "$T/tickets-$v.sess"
+    srv_expect_hello_served "tickets-$v-1" "tickets-$v" "$v: its own ticket callbacks: a full handshake is accepted"
+    srv_hello_client "tickets-$v-2" good "-$v" -sess_in "$T/tickets-$v.sess"
     if grep -q "^served hello tickets-$v-2 resumed=yes" "$T/tickets-$v.log" \
        && srv_wait_log "tickets-$v" "peer=//sp.example.com/in-cse/Csensor7 local=/in-cse name=uri://sp.example.com/in-cse/Csensor7 anchor=ae-root protocol=" 5 \
        && grep -q "resumed=yes" "$T/tickets-$v.log" && grep -q "^ticket-data ok" "$T/tickets-$v.log" \
@@ -88,7 +68,7 @@ for v in tls1_2 tls1_3; do
         srv_show "$T/tickets-$v.log" "$T/tickets-$v-2.err"
     fi
     # a client without a certificate, with the session of another: no label, no service
-    client "tickets-$v-thief" - "-$v" -sess_in "$T/tickets-$v.sess"
+    srv_hello_client "tickets-$v-thief" - "-$v" -sess_in "$T/tickets-$v.sess"
     if grep -q "^served hello tickets-$v-thief resumed=no" "$T/tickets-$v.log"; then
         srv_fail "$v: a client without a certificate was served a full handshake"; srv_show "$T/tickets-$v.log"
     else
@@ -99,15 +79,15 @@ done
 
 # ---- an SNI switch to a context that asks for no certificate --------------------------
 program sni --sni vhost.example.com
-client sni-anon - -servername vhost.example.com
-if grep -q "^switched to vhost.example.com" "$T/sni.log" && ! served sni-anon \
+srv_hello_client sni-anon - -servername vhost.example.com
+if grep -q "^switched to vhost.example.com" "$T/sni.log" && ! srv_hello_served sni-anon \
    && srv_wait_log sni "refused client=127.0.0.1:" 5; then
     srv_ok "SNI switch: the second context still requires and verifies the certificate"
 else
     srv_fail "SNI switch: the second context still requires the certificate"; srv_show "$T/sni.log" "$T/sni-anon.out"
 fi
-client sni-good good -servername vhost.example.com
-expect_served sni-good sni "SNI switch: the authorized client is served and logged"
+srv_hello_client sni-good good -servername vhost.example.com
+srv_expect_hello_served sni-good sni "SNI switch: the authorized client is served and logged"
 srv_stop sni
 
 srv_finish

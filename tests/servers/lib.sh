@@ -31,7 +31,8 @@
 #               srv_token_pki (all of a server's key in SoftHSM, and the PKI)
 #   PKI         srv_openssl srv_root srv_sign srv_leaf srv_token_csr srv_standard_pki
 #   servers     srv_example srv_nginx_start srv_s_server_start ($GET: an HTTP request)
-#   preload     srv_server_policy srv_s_client srv_preload_init
+#   preload     srv_server_policy srv_s_client srv_preload_init srv_hello_client
+#               srv_hello_served srv_expect_hello_served srv_expect_hello_refused
 
 SRV_PIDS=""         # "name:pid" of every background process started here
 srv_passed=0
@@ -641,6 +642,30 @@ srv_preload_init() {
     srv_leaf server cse-root "DNS:in-cse.sp.example.com" in-cse
     srv_leaf good ae-root "URI://sp.example.com/in-cse/Csensor7" Csensor7
     srv_leaf other ae-root "URI://sp.example.com/in-cse/Cother" Cother
+}
+# srv_hello_client NAME WHO [s_client options]: openssl s_client to the
+# program of srv_preload_init on $port sends "hello NAME" (and keeps its input
+# open SRV_HELLO_HOLD seconds more when set); output in $T/NAME.out and
+# $T/NAME.err (WHO: a certificate name, or - for none)
+srv_hello_client() {
+    _c=$1 _who=$2; shift 2
+    _id=""
+    [ "$_who" != - ] && _id="-cert $T/$_who.pem -key $T/$_who.key"
+    # shellcheck disable=SC2086
+    (printf 'hello %s\n' "$_c"; [ -z "${SRV_HELLO_HOLD:-}" ] || sleep "$SRV_HELLO_HOLD") \
+        | timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet $_id "$@" >"$T/$_c.out" 2>"$T/$_c.err"
+}
+# srv_hello_served NAME: the program answered srv_hello_client NAME
+srv_hello_served() { grep -q "^served hello $1" "$T/$1.out"; }
+# srv_expect_hello_served NAME LOG WHAT / srv_expect_hello_refused NAME LOG WHAT:
+# the check WHAT: client NAME served (refused) and the preload's log line of it in $T/LOG.log
+srv_expect_hello_served() {
+    if srv_hello_served "$1" && srv_wait_log "$2" "accepted client=127.0.0.1:" 5; then srv_ok "$3"; else
+        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
+}
+srv_expect_hello_refused() {
+    if ! srv_hello_served "$1" && srv_wait_log "$2" "refused client=127.0.0.1:" 5; then srv_ok "$3"; else
+        srv_fail "$3"; srv_show "$T/$1.out" "$T/$1.err" "$T/$2.log"; fi
 }
 # srv_server_policy FILE AE-ID...: FILE becomes the responder policy of /in-cse
 # (anchor sp-root) with one peer line per AE-ID (its URI subjectAltName), written
