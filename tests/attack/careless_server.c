@@ -24,19 +24,17 @@
  * reads one line and answers "served LINE" ("served LINE" on stdout too),
  * until killed. usage: careless_server --cert PEM --key PEM [options]
  */
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "plain_listener.h"
 
 /* The OpenSSL functions the server uses: linked, or found with dlsym. */
 static struct {
@@ -144,11 +142,9 @@ static int accept_with_banner(SSL *ssl)
     return ossl.accept(ssl) == 1;
 }
 
-static void serve(SSL_CTX *ctx, int fd)
+static void serve(int fd, void *arg)
 {
-    struct timeval tv = { 5, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL_CTX *ctx = arg;
     SSL *ssl = ossl.ssl_new(ctx);
     if (ssl == NULL || !ossl.set_fd(ssl, fd)) {
         ossl.ssl_free(ssl);
@@ -227,22 +223,8 @@ int main(int argc, char **argv)
         perror("careless_server: chdir");
         return 2;
     }
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 8) != 0
-        || getsockname(lfd, (struct sockaddr *)&a, &al) != 0) {
-        perror("careless_server: listen");
+    int lfd = plain_listen("careless_server");
+    if (lfd < 0)
         return 2;
-    }
-    printf("listening %u\n", ntohs(a.sin_port));
-    fflush(stdout);
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        serve(ctx, fd);
-        close(fd);
-    }
+    plain_serve_forever(lfd, serve, ctx);
 }

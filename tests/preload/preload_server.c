@@ -18,18 +18,16 @@
  * reads one line and answers "served LINE" ("served" on stdout too), until
  * killed. usage: preload_server --cert PEM --key PEM [options]
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "plain_listener.h"
 
 static const char *sni_name;
 static SSL_CTX *sni_ctx;
@@ -91,11 +89,11 @@ static SSL_CTX *make_ctx(const char *cert, const char *key)
     return ctx;
 }
 
-static void serve(SSL_CTX *ctx, int fd, int info_ssl)
+static int info_ssl; /* --info-ssl */
+
+static void serve(int fd, void *arg)
 {
-    struct timeval tv = { 5, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL_CTX *ctx = arg;
     SSL *ssl = SSL_new(ctx);
     if (ssl == NULL || !SSL_set_fd(ssl, fd)) {
         SSL_free(ssl);
@@ -123,7 +121,7 @@ static void serve(SSL_CTX *ctx, int fd, int info_ssl)
 int main(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL;
-    int pha = 0, verify_none = 0, tickets = 0, info_ssl = 0, info_ctx = 0;
+    int pha = 0, verify_none = 0, tickets = 0, info_ctx = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
             cert = argv[++i];
@@ -166,22 +164,8 @@ int main(int argc, char **argv)
         SSL_CTX_set_verify(sni_ctx, SSL_VERIFY_NONE, NULL); /* the virtual host asks for nothing */
         SSL_CTX_set_tlsext_servername_callback(ctx, switch_ctx);
     }
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 8) != 0
-        || getsockname(lfd, (struct sockaddr *)&a, &al) != 0) {
-        perror("preload_server: listen");
+    int lfd = plain_listen("preload_server");
+    if (lfd < 0)
         return 2;
-    }
-    printf("listening %u\n", ntohs(a.sin_port));
-    fflush(stdout);
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        serve(ctx, fd, info_ssl);
-        close(fd);
-    }
+    plain_serve_forever(lfd, serve, ctx);
 }
