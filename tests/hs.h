@@ -244,6 +244,8 @@ SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, con
 /* CTX presents the certificate DIR/NAME.pem with the key DIR/NAME.key (a
  * program without m2mtls). */
 void hs_test_ctx_use(SSL_CTX *ctx, const char *dir, const char *name);
+/* The same for one SSL (SSL_use_certificate_file, SSL_use_PrivateKey_file). */
+void hs_test_ssl_use(SSL *ssl, const char *dir, const char *name);
 /* hs_run; the test fails when the run itself did not work ("WHAT: ..."). */
 void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c);
 /* hs_side_clear of both sides of a connection. */

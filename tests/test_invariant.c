@@ -369,14 +369,7 @@ static void test_initiator_follows_policy_swap(void **state)
 
 static void use_identity(SSL *ssl, const char *name)
 {
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "%s.pem", name);
-    snprintf(key, sizeof key, "%s.key", name);
-    char *c = pki_path(dir, cert), *k = pki_path(dir, key);
-    int ok = SSL_use_certificate_file(ssl, c, SSL_FILETYPE_PEM) && SSL_use_PrivateKey_file(ssl, k, SSL_FILETYPE_PEM);
-    free(c);
-    free(k);
-    assert_true(ok);
+    hs_test_ssl_use(ssl, dir, name);
 }
 
 /* KIND 0: TLS 1.3 post-handshake authentication; 1: a TLS 1.2 renegotiation

@@ -50,10 +50,7 @@ static const mode *const NOT13[] = { &TLS12, &DTLS12 };
 static int issue_pair(const pki_cert *issuer, const char *name, const pki_san *sans)
 {
     pki_cert c;
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "%s.pem", name);
-    snprintf(key, sizeof key, "%s.key", name);
-    int ok = pki_leaf(issuer, name, sans, &c) && pki_write_cert(dir, cert, c.cert) && pki_write_key(dir, key, c.key);
+    int ok = pki_leaf(issuer, name, sans, &c) && pki_write_entity(dir, name, &c);
     pki_cert_free(&c);
     return ok;
 }
