@@ -32,36 +32,33 @@ SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, con
     return ctx;
 }
 
-/* The paths DIR/NAME.pem and DIR/NAME.key (malloc'd), or the test fails. */
-static void entity_paths(const char *dir, const char *name, char **cert, char **key)
+/* DIR/NAME.pem and DIR/NAME.key into CTX, or else SSL; the test fails when
+ * they do not load. */
+static void use_entity(SSL_CTX *ctx, SSL *ssl, const char *dir, const char *name)
 {
-    char c[256], k[256];
-    snprintf(c, sizeof c, "%s.pem", name);
-    snprintf(k, sizeof k, "%s.key", name);
-    *cert = pki_path(dir, c);
-    *key = pki_path(dir, k);
-    if (*cert == NULL || *key == NULL)
-        fail_msg("%s: out of memory", name);
+    char cert[256], key[256];
+    snprintf(cert, sizeof cert, "%s.pem", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    char *c = pki_path(dir, cert), *k = pki_path(dir, key);
+    int ok = c != NULL && k != NULL
+             && (ctx != NULL ? SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM)
+                                   && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM)
+                             : SSL_use_certificate_file(ssl, c, SSL_FILETYPE_PEM)
+                                   && SSL_use_PrivateKey_file(ssl, k, SSL_FILETYPE_PEM));
+    free(c);
+    free(k);
+    if (!ok)
+        fail_msg("%s: %s.pem / %s.key do not load", dir, name, name);
 }
 
 void hs_test_ctx_use(SSL_CTX *ctx, const char *dir, const char *name)
 {
-    char *c, *k;
-    entity_paths(dir, name, &c, &k);
-    int ok = SSL_CTX_use_certificate_file(ctx, c, SSL_FILETYPE_PEM) && SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM);
-    free(c);
-    free(k);
-    assert_true(ok);
+    use_entity(ctx, NULL, dir, name);
 }
 
 void hs_test_ssl_use(SSL *ssl, const char *dir, const char *name)
 {
-    char *c, *k;
-    entity_paths(dir, name, &c, &k);
-    int ok = SSL_use_certificate_file(ssl, c, SSL_FILETYPE_PEM) && SSL_use_PrivateKey_file(ssl, k, SSL_FILETYPE_PEM);
-    free(c);
-    free(k);
-    assert_true(ok);
+    use_entity(NULL, ssl, dir, name);
 }
 
 void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c)
