@@ -237,6 +237,22 @@ int  hs_mem_flights(SSL *client, int fd, hs_flight_fn flight, void *arg);
 
 /* ---- for CMocka tests (hs_check.c): an error fails the running test ---- */
 
+/* The (D)TLS versions a loopback test runs each case in. */
+typedef struct hs_mode {
+    const char *name;
+    int         dtls;
+    int         max_version;  /* 0: the highest */
+    long        options;      /* extra SSL_OP_ on both contexts (hs_test_mode_ctx) */
+} hs_mode;
+extern const hs_mode HS_TLS12, HS_TLS13, HS_DTLS12;
+/* TLS 1.2 resuming by session id (SSL_OP_NO_TICKET) */
+extern const hs_mode HS_TLS12_SID;
+#define HS_N_ALL 3
+/* TLS 1.2, TLS 1.3, DTLS 1.2 */
+extern const hs_mode *const HS_ALL[HS_N_ALL];
+/* hs_test_ctx for M (its version and options). */
+SSL_CTX *hs_test_mode_ctx(int server, const hs_mode *m, const char *dir, const char *policy);
+
 /* The policy file DIR/NAME, loaded; the test fails with m2mtls_last_error(). */
 m2mtls_policy *hs_policy_load(const char *dir, const char *name);
 /* hs_ctx_new, and hs_ctx_install of DIR/POLICY unless POLICY is NULL. */

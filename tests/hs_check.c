@@ -12,6 +12,12 @@
 #include "testutil.h"
 #include "pki.h"
 
+const hs_mode HS_TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION, 0 };
+const hs_mode HS_TLS13 = { "TLS 1.3", 0, 0, 0 };
+const hs_mode HS_DTLS12 = { "DTLS 1.2", 1, 0, 0 };
+const hs_mode HS_TLS12_SID = { "TLS 1.2 session-ID cache", 0, TLS1_2_VERSION, SSL_OP_NO_TICKET };
+const hs_mode *const HS_ALL[HS_N_ALL] = { &HS_TLS12, &HS_TLS13, &HS_DTLS12 };
+
 m2mtls_policy *hs_policy_load(const char *dir, const char *name)
 {
     char *path = pki_path(dir, name);
@@ -22,14 +28,28 @@ m2mtls_policy *hs_policy_load(const char *dir, const char *name)
     return p;
 }
 
-SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, const char *policy)
+/* The options go on before the policy is installed, as an application sets them. */
+static SSL_CTX *test_ctx(int server, int dtls, int max_version, long options, const char *dir,
+                         const char *policy)
 {
     SSL_CTX *ctx = hs_ctx_new(server, dtls, max_version);
     if (ctx == NULL)
         fail_msg("a TS-0003 context: %s", m2mtls_last_error());
+    if (options != 0)
+        SSL_CTX_set_options(ctx, (uint64_t)options);
     if (policy != NULL && !hs_ctx_install(ctx, dir, policy))
         fail_msg("installing %s: %s", policy, m2mtls_last_error());
     return ctx;
+}
+
+SSL_CTX *hs_test_ctx(int server, int dtls, int max_version, const char *dir, const char *policy)
+{
+    return test_ctx(server, dtls, max_version, 0, dir, policy);
+}
+
+SSL_CTX *hs_test_mode_ctx(int server, const hs_mode *m, const char *dir, const char *policy)
+{
+    return test_ctx(server, m->dtls, m->max_version, m->options, dir, policy);
 }
 
 /* DIR/NAME.pem and DIR/NAME.key into CTX, or else SSL; the test fails when

@@ -250,6 +250,12 @@ void pki_cert_free(pki_cert *c)
     c->key = NULL;
 }
 
+void pki_certs_free(pki_cert *const *all, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        pki_cert_free(all[i]);
+}
+
 int pki_root(const char *cn, pki_cert *out)
 {
     pki_opts o = { .cn = cn, .ca = PKI_BC_CA };
@@ -355,6 +361,13 @@ int pki_rmtree(const char *dir)
     if (dir == NULL)
         return 1;
     return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0;
+}
+
+void pki_dir_free(char **dir)
+{
+    pki_rmtree(*dir);
+    free(*dir);
+    *dir = NULL;
 }
 
 char *pki_path(const char *dir, const char *name)

@@ -86,6 +86,8 @@ EVP_PKEY *pki_key_gen(const char *spec);
 /* Issues a certificate as described by O. 1 ok, 0 error (message on stderr). */
 int  pki_issue(const pki_opts *o, pki_cert *out);
 void pki_cert_free(pki_cert *c);
+/* pki_cert_free of each of ALL[0..N) (a setup's certificates, once written). */
+void pki_certs_free(pki_cert *const *all, size_t n);
 
 /* Shorthands. */
 int pki_root(const char *cn, pki_cert *out);                            /* self-signed CA */
@@ -107,6 +109,9 @@ X509_CRL *pki_crl(const pki_cert *issuer, const long *serials, size_t n, long ne
 char *pki_tmpdir(void);
 /* Removes DIR and everything under it. 1 ok. */
 int pki_rmtree(const char *dir);
+/* pki_rmtree and free of *DIR (a pki_tmpdir), then *DIR = NULL: a test's
+ * teardown of its directory. */
+void pki_dir_free(char **dir);
 /* DIR "/" NAME, malloc'd (the caller frees it). */
 char *pki_path(const char *dir, const char *name);
 

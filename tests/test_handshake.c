@@ -111,41 +111,24 @@ static int setup(void **state)
                       "peer /CSE-SRV dns:server.example.com ALPHA\n");
     pki_cert *all[] = { &root, &look, &other, &server, &server_look, &server2, &client, &client_two, &intruder,
                         &inter, &client_i, &ae };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 
 /* ---- contexts -------------------------------------------------------------- */
 
-typedef struct mode {
-    const char *name;
-    int         dtls;
-    int         max_version;  /* 0: highest */
-    long        options;      /* extra SSL_OP_ on both contexts */
-} mode;
-
-static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION, 0 };
-static const mode TLS13 = { "TLS 1.3", 0, 0, 0 };
-static const mode DTLS12 = { "DTLS 1.2", 1, 0, 0 };
-static const mode TLS12_SID = { "TLS 1.2 session-ID cache", 0, TLS1_2_VERSION, SSL_OP_NO_TICKET };
 
 /* A context with the TS-0003 profile, not yet installed. */
-static SSL_CTX *new_ctx(int server, const mode *m)
+static SSL_CTX *new_ctx(int server, const hs_mode *m)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
-    assert_non_null(ctx);
-    if (m->options)
-        SSL_CTX_set_options(ctx, (uint64_t)m->options);
-    return ctx;
+    return hs_test_mode_ctx(server, m, dir, NULL);
 }
 
 static void install(SSL_CTX *ctx, const char *policy)
@@ -154,14 +137,12 @@ static void install(SSL_CTX *ctx, const char *policy)
         fail_msg("installing %s: %s", policy, m2mtls_last_error());
 }
 
-static SSL_CTX *ctx_with(int server, const mode *m, const char *policy)
+static SSL_CTX *ctx_with(int server, const hs_mode *m, const char *policy)
 {
-    SSL_CTX *ctx = new_ctx(server, m);
-    install(ctx, policy);
-    return ctx;
+    return hs_test_mode_ctx(server, m, dir, policy);
 }
 
-static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, const char *peer, SSL_SESSION *sess,
+static void run(SSL_CTX *sctx, SSL_CTX *cctx, const hs_mode *m, const char *peer, SSL_SESSION *sess,
                 hs_side *s, hs_side *c)
 {
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = peer,
@@ -170,7 +151,7 @@ static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, const char *peer, S
     assert_true(c->set_peer_ok);
 }
 
-static void expect_ok(const mode *m, const hs_side *s, const hs_side *c)
+static void expect_ok(const hs_mode *m, const hs_side *s, const hs_side *c)
 {
     hs_expect_ok(m->name, s, c);
 }
@@ -214,18 +195,18 @@ static void test_app_client_hello_chained(void **state)
 {
     (void)state;
     for (int refuse = 0; refuse < 2; refuse++) {
-        SSL_CTX *sctx = ctx_with(1, &TLS13, "srv.policy");
-        SSL_CTX *cctx = ctx_with(0, &TLS13, "cli.policy");
+        SSL_CTX *sctx = ctx_with(1, &HS_TLS13, "srv.policy");
+        SSL_CTX *cctx = ctx_with(0, &HS_TLS13, "cli.policy");
         assert_int_equal(m2mtls_ctx_set_client_hello_cb(sctx, app_hello, refuse ? (void *)1 : NULL), 1);
         atomic_store(&hello_calls, 0);
         hs_side s, c;
-        run(sctx, cctx, &TLS13, "/CSE-SRV", NULL, &s, &c);
+        run(sctx, cctx, &HS_TLS13, "/CSE-SRV", NULL, &s, &c);
         assert_true(atomic_load(&hello_calls) >= 1);
         if (refuse) {
             assert_false(s.handshake_ok);
             assert_null(s.peer_id);
         } else {
-            expect_ok(&TLS13, &s, &c);
+            expect_ok(&HS_TLS13, &s, &c);
             expect_labels(&s, &c);
         }
         hs_side_pair_clear(&s, &c);
@@ -241,7 +222,7 @@ static void test_app_client_hello_chained(void **state)
 
 /* ---- full handshakes --------------------------------------------------------- */
 
-static void full_handshake(const mode *m, const char *cipher, int version)
+static void full_handshake(const hs_mode *m, const char *cipher, int version)
 {
     SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
     SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
@@ -267,25 +248,25 @@ static void full_handshake(const mode *m, const char *cipher, int version)
 static void test_tls12(void **state)
 {
     (void)state;
-    full_handshake(&TLS12, "ECDHE-ECDSA-AES128-SHA256", TLS1_2_VERSION);
+    full_handshake(&HS_TLS12, "ECDHE-ECDSA-AES128-SHA256", TLS1_2_VERSION);
 }
 
 static void test_tls13(void **state)
 {
     (void)state;
-    full_handshake(&TLS13, NULL, TLS1_3_VERSION);
+    full_handshake(&HS_TLS13, NULL, TLS1_3_VERSION);
 }
 
 static void test_dtls12(void **state)
 {
     (void)state;
-    full_handshake(&DTLS12, "ECDHE-ECDSA-AES128-CCM8", DTLS1_2_VERSION);
+    full_handshake(&HS_DTLS12, "ECDHE-ECDSA-AES128-CCM8", DTLS1_2_VERSION);
 }
 
 static void test_set_peer_unknown(void **state)
 {
     (void)state;
-    SSL_CTX *cctx = ctx_with(0, &TLS13, "cli.policy");
+    SSL_CTX *cctx = ctx_with(0, &HS_TLS13, "cli.policy");
     SSL *ssl = SSL_new(cctx);
     assert_non_null(ssl);
     assert_int_equal(m2mtls_ssl_set_peer(ssl, "/CSE-NOPE"), 0);
@@ -297,14 +278,13 @@ static void test_set_peer_unknown(void **state)
 
 /* ---- rejections ---------------------------------------------------------------- */
 
-static const mode *const ALL_MODES[] = { &TLS12, &TLS13, &DTLS12 };
 
 /* The server refuses a client certificate whose name it does not know. */
 static void test_reject_server_side(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL_MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "intruder.policy");
         hs_side s, c;
@@ -328,7 +308,7 @@ static void test_reject_client_side(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL_MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
         hs_side s, c;
@@ -354,7 +334,7 @@ static void test_initiator_verify_none_still_refuses(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL_MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
         SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
@@ -375,7 +355,7 @@ static void test_no_client_certificate(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL_MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = new_ctx(0, m); /* no verifier, no credential */
         SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
@@ -424,7 +404,7 @@ static int refuse(int ok, X509_STORE_CTX *x)
 static void test_app_callback_before_install(void **state)
 {
     (void)state;
-    const mode *m = &TLS13;
+    const hs_mode *m = &HS_TLS13;
     SSL_CTX *sctx = new_ctx(1, m);
     SSL_CTX_set_verify(sctx, SERVER_VERIFY, count_a);
     install(sctx, "srv.policy");
@@ -447,7 +427,7 @@ static void test_app_callback_before_install(void **state)
 static void test_app_callback_after_install(void **state)
 {
     (void)state;
-    const mode *m = &TLS12;
+    const hs_mode *m = &HS_TLS12;
     SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
     SSL_CTX_set_verify(sctx, SERVER_VERIFY, count_a);
     SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
@@ -482,7 +462,7 @@ static void test_app_callback_refuses(void **state)
 {
     (void)state;
     for (int before = 0; before < 2; before++) {
-        const mode *m = before ? &TLS12 : &TLS13;
+        const hs_mode *m = before ? &HS_TLS12 : &HS_TLS13;
         SSL_CTX *sctx = new_ctx(1, m);
         if (before)
             SSL_CTX_set_verify(sctx, SERVER_VERIFY, refuse);
@@ -531,7 +511,7 @@ static void test_client_chain_from_cert_file(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL_MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli-chain.policy");
         hs_side s, c;
@@ -548,9 +528,9 @@ static void test_client_chain_from_cert_file(void **state)
 static void test_peers_from_cert_handshake(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12, &HS_TLS12_SID, &HS_DTLS12 };
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-pfc.policy");
         SSL_CTX *cctx = ctx_with(0, m, "ae.policy");
         hs_side s, c, s2, c2;
@@ -580,7 +560,7 @@ static void test_peers_from_cert_handshake(void **state)
 static void test_set_policy_full_handshakes(void **state)
 {
     (void)state;
-    const mode *m = &TLS13;
+    const hs_mode *m = &HS_TLS13;
     SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
     SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
     m2mtls_policy *removed = hs_policy_load(dir, "srv-removed.policy");
@@ -618,7 +598,7 @@ static void test_set_policy_full_handshakes(void **state)
 
 /* ---- resumption ------------------------------------------------------------------ */
 
-static void resume(const mode *m)
+static void resume(const hs_mode *m)
 {
     SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
     SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
@@ -658,25 +638,25 @@ static void resume(const mode *m)
 static void test_resume_tls13_ticket(void **state)
 {
     (void)state;
-    resume(&TLS13);
+    resume(&HS_TLS13);
 }
 
 static void test_resume_tls12_ticket(void **state)
 {
     (void)state;
-    resume(&TLS12);
+    resume(&HS_TLS12);
 }
 
 static void test_resume_tls12_session_id(void **state)
 {
     (void)state;
-    resume(&TLS12_SID);
+    resume(&HS_TLS12_SID);
 }
 
 static void test_resume_dtls12(void **state)
 {
     (void)state;
-    resume(&DTLS12);
+    resume(&HS_DTLS12);
 }
 
 /* A session made under srv.policy, offered again after the server's policy
@@ -687,9 +667,9 @@ static void test_resume_dtls12(void **state)
  * full handshake that follows is refused as well. */
 static void resume_under(const char *client_policy, const char *after, int resumes)
 {
-    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12, &HS_TLS12_SID, &HS_DTLS12 };
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, client_policy);
         hs_side s, c, s2, c2;
@@ -759,9 +739,9 @@ static void test_resume_after_association_made_ambiguous(void **state)
 static void test_resume_client_policy_changed_same_ssl(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12, &DTLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12, &HS_DTLS12 };
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
         hs_side s, c, s2, c2, s3, c3;
@@ -804,9 +784,9 @@ static void test_resume_client_policy_changed_same_ssl(void **state)
 static void test_resume_label_record_tampered(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12, &HS_TLS12_SID, &HS_DTLS12 };
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
         hs_side s, c;
@@ -851,10 +831,10 @@ static void test_resume_label_record_tampered(void **state)
  * once it knows the peer); session_first reverses that. */
 static void cross_association(int session_first, int strict)
 {
-    const mode *modes[] = { &TLS13, &TLS12, &TLS12_SID, &DTLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12, &HS_TLS12_SID, &HS_DTLS12 };
     char failures[1024] = "";
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"); /* presents server.example.com */
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
         hs_side s, c, s2, c2;

@@ -65,39 +65,28 @@ static int setup(void **state)
         && pki_writef(dir, "cli-gone.policy", "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
                       "anchor ALPHA root.pem\npeer /CSE-ELSE dns:else.example.com ALPHA\n");
     pki_cert *all[] = { &root, &look, &server, &server_look, &client, &other };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-typedef struct mode {
-    const char *name;
-    int         dtls, max_version;
-} mode;
-
-static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION };
-static const mode TLS13 = { "TLS 1.3", 0, 0 };
-static const mode DTLS12 = { "DTLS 1.2", 1, 0 };
-static const mode *const ALL[] = { &TLS12, &TLS13, &DTLS12 };
 
 /* A context with the TS-0003 profile, with POLICY installed unless NULL. */
-static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
+static SSL_CTX *ctx_for(int server, const hs_mode *m, const char *policy)
 {
-    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
+    return hs_test_mode_ctx(server, m, dir, policy);
 }
 
 /* A client context of a program without m2mtls, presenting NAME (or nothing). */
-static SSL_CTX *plain_client(const mode *m, const char *name)
+static SSL_CTX *plain_client(const hs_mode *m, const char *name)
 {
     SSL_CTX *ctx = ctx_for(0, m, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -144,13 +133,13 @@ static void test_pha_flag_still_requires_a_certificate(void **state)
     (void)state;
     const int pha = SSL_VERIFY_PEER | SSL_VERIFY_POST_HANDSHAKE;
     for (int after = 0; after < 2; after++) {
-        SSL_CTX *sctx = ctx_for(1, &TLS13, NULL);
+        SSL_CTX *sctx = ctx_for(1, &HS_TLS13, NULL);
         if (!after)
             SSL_CTX_set_verify(sctx, pha, NULL);
         assert_true(hs_ctx_install(sctx, dir, "srv.policy"));
         if (after)
             SSL_CTX_set_verify(sctx, pha | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-        SSL_CTX *anon = plain_client(&TLS13, NULL);
+        SSL_CTX *anon = plain_client(&HS_TLS13, NULL);
         SSL_CTX_set_post_handshake_auth(anon, 1); /* a client that would answer later */
         hs_opts o = { .server_ctx = sctx, .client_ctx = anon };
         hs_side s, c;
@@ -159,7 +148,7 @@ static void test_pha_flag_still_requires_a_certificate(void **state)
         hs_side_pair_clear(&s, &c);
 
         /* and a client with its certificate is accepted as before */
-        SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
+        SSL_CTX *cctx = ctx_for(0, &HS_TLS13, "cli.policy");
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
         hs_test_run(&o, NULL, &s, &c);
         assert_true(s.ok && c.ok);
@@ -191,17 +180,17 @@ static int loosening_sni(SSL *ssl, int *alert, void *arg)
 static void test_dropped_ticket_leaves_no_label(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12 };
     for (size_t i = 0; i < 2; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         int loosen = 0;
         SSL_CTX_set_tlsext_servername_callback(sctx, loosening_sni);
         SSL_CTX_set_tlsext_servername_arg(sctx, &loosen);
-        if (m == &TLS13)
+        if (m == &HS_TLS13)
             assert_true(SSL_CTX_set_ciphersuites(sctx, "TLS_AES_256_GCM_SHA384"));
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
-        if (m == &TLS13)
+        if (m == &HS_TLS13)
             assert_true(SSL_CTX_set_ciphersuites(cctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
         hs_side s, c, s2, c2;
@@ -210,7 +199,7 @@ static void test_dropped_ticket_leaves_no_label(void **state)
         assert_non_null(c.session);
         assert_true(SSL_SESSION_has_ticket(c.session));
 
-        if (m == &TLS13) {
+        if (m == &HS_TLS13) {
             assert_true(SSL_CTX_set_ciphersuites(sctx, "TLS_AES_128_GCM_SHA256"));
         } else {
             char *path = pki_path(dir, "srv-equiv.policy");
@@ -222,7 +211,7 @@ static void test_dropped_ticket_leaves_no_label(void **state)
         }
         loosen = 1;
         SSL_CTX *thief = plain_client(m, NULL);
-        if (m == &TLS13)
+        if (m == &HS_TLS13)
             assert_true(SSL_CTX_set_ciphersuites(thief, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"));
         o = (hs_opts){ .server_ctx = sctx, .client_ctx = thief, .session = c.session,
                        .sni = "server.example.com" };
@@ -254,7 +243,7 @@ static void test_sni_switch_uses_the_final_context(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *vhost_b = ctx_for(1, m, "vhost-b.policy");
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX_set_tlsext_servername_callback(sctx, switch_to_vhost_b);
@@ -314,7 +303,7 @@ static void test_initiator_follows_policy_swap(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         hs_side s, c;
         /* an SSL prepared (m2mtls_ssl_set_peer) before the swap */
@@ -376,7 +365,7 @@ static void use_identity(SSL *ssl, const char *name)
  * the application allowed again. The client answers with SECOND's certificate. */
 static void second_certificate(int kind, const char *second)
 {
-    const mode *m = kind == 0 ? &TLS13 : &TLS12;
+    const hs_mode *m = kind == 0 ? &HS_TLS13 : &HS_TLS12;
     SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
     SSL_CTX *cctx = plain_client(m, "client");
     if (kind == 0)
@@ -438,7 +427,7 @@ static void test_failed_certificate_verify_leaves_no_label(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         int encrypted = 0;
@@ -447,7 +436,7 @@ static void test_failed_certificate_verify_leaves_no_label(void **state)
         hs_side s, c;
         hs_test_run(&o, NULL, &s, &c);
         expect_refused(m->name, &s);
-        if (m != &TLS13)
+        if (m != &HS_TLS13)
             assert_contains(s.reason, "CertificateVerify failed");
         assert_int_equal(s.reject_code, M2MTLS_REJECT_KEY_PROOF);
         hs_side_pair_clear(&s, &c);
@@ -461,7 +450,7 @@ static void test_ssl_clear_forgets_the_label(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV", .keep = 1 };
@@ -549,7 +538,7 @@ static void test_initiator_own_info_callback_still_refuses(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *look = ctx_for(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         atomic_store(&app_info_calls, 0);
@@ -616,10 +605,10 @@ static SSL_TICKET_RETURN app_ticket_dec(SSL *ssl, SSL_SESSION *sess, const unsig
 static void test_application_ticket_callbacks_chained(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12 };
     for (size_t i = 0; i < 2; i++) {
         for (int refuse = 0; refuse < 2; refuse++) {
-            const mode *m = modes[i];
+            const hs_mode *m = modes[i];
             SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
             assert_int_equal(m2mtls_ctx_set_session_ticket_cb(sctx, app_ticket_gen, app_ticket_dec,
                                                               refuse ? (void *)1 : NULL), 1);
@@ -653,9 +642,9 @@ static void test_application_ticket_callbacks_chained(void **state)
 static void test_forged_ticket(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS13, &TLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12 };
     for (size_t i = 0; i < 2; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         int loosen = 0;
         SSL_CTX_set_tlsext_servername_callback(sctx, loosening_sni);

@@ -103,8 +103,7 @@ static int teardown(void **state)
     SSL_free(reg);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 

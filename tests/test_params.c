@@ -104,16 +104,14 @@ static int setup(void **state)
     EVP_PKEY_free(k2048);
     EVP_PKEY_free(p192);
     pki_cert *all[] = { &root, &inter, &nc_inter, &rsa1024, &rsa2048, &server, &server_cli };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 

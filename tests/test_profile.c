@@ -48,16 +48,14 @@ static int setup(void **state)
         && pki_writef(dir, "weak.policy", "local-id /CSE-CLI\ncert weak.pem\nkey weak.key\n"
                       "anchor ROOT root.pem\npeer /CSE-SRV dns:server.example.com ROOT\n");
     pki_cert *all[] = { &root, &server, &client, &weak };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 

@@ -130,16 +130,14 @@ static int setup(void **state)
     free(id_suri);
     pki_cert *all[] = { &root, &look, &server, &server_look, &server_uri, &client, &dev, &dev128, &dev120, &intruder,
                         &weak, &kuenc, &expired, &other };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok && id_dev && id_dev128 && id_dev120 && id_intruder && id_server && id_look ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     free(id_dev);
     free(id_dev128);
     free(id_dev120);
@@ -418,31 +416,13 @@ static void test_verdict_carrier_refusals(void **state)
 
 /* ---- handshakes ------------------------------------------------------------------ */
 
-typedef struct mode {
-    const char *name;
-    int         dtls;
-    int         max_version;
-    long        options;
-} mode;
 
-static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION, 0 };
-static const mode TLS13 = { "TLS 1.3", 0, 0, 0 };
-static const mode DTLS12 = { "DTLS 1.2", 1, 0, 0 };
-static const mode TLS12_SID = { "TLS 1.2 session-ID cache", 0, TLS1_2_VERSION, SSL_OP_NO_TICKET };
-static const mode *const MODES[] = { &TLS12, &TLS13, &DTLS12 };
-
-static SSL_CTX *ctx_with(int server, const mode *m, const char *policy)
+static SSL_CTX *ctx_with(int server, const hs_mode *m, const char *policy)
 {
-    SSL_CTX *ctx = hs_ctx_new(server, m->dtls, m->max_version);
-    assert_non_null(ctx);
-    if (m->options)
-        SSL_CTX_set_options(ctx, (uint64_t)m->options);
-    if (!hs_ctx_install(ctx, dir, policy))
-        fail_msg("installing %s: %s", policy, m2mtls_last_error());
-    return ctx;
+    return hs_test_mode_ctx(server, m, dir, policy);
 }
 
-static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, SSL_SESSION *sess, int keep, hs_side *s, hs_side *c)
+static void run(SSL_CTX *sctx, SSL_CTX *cctx, const hs_mode *m, SSL_SESSION *sess, int keep, hs_side *s, hs_side *c)
 {
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV", .session = sess,
                   .keep = keep };
@@ -450,7 +430,7 @@ static void run(SSL_CTX *sctx, SSL_CTX *cctx, const mode *m, SSL_SESSION *sess, 
     assert_true(c->set_peer_ok);
 }
 
-static void expect_ok(const mode *m, const hs_side *s, const hs_side *c)
+static void expect_ok(const hs_mode *m, const hs_side *s, const hs_side *c)
 {
     hs_expect_ok(m->name, s, c);
 }
@@ -486,7 +466,7 @@ static void test_key_peer_carrier(void **state)
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_dev);
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, "dev.policy");
         hs_side s, c;
         run(sctx, cctx, m, NULL, 1, &s, &c);
@@ -512,7 +492,7 @@ static void test_key_both_ways(void **state)
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_server);
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
         run(sctx, cctx, m, NULL, 1, &s, &c);
@@ -538,10 +518,10 @@ static void test_truncations(void **state)
     static const char *const policies[] = { "dev128.policy", "dev120.policy", "dev128k.policy", "dev120k.policy" };
     static const char *const ids[] = { DEV128, DEV120, DEV128, DEV120 };
     for (size_t i = 0; i < 4; i++) {
-        SSL_CTX *sctx = ctx_with(1, &TLS13, "srv.policy"), *cctx = ctx_with(0, &TLS13, policies[i]);
+        SSL_CTX *sctx = ctx_with(1, &HS_TLS13, "srv.policy"), *cctx = ctx_with(0, &HS_TLS13, policies[i]);
         hs_side s, c;
-        run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
-        expect_ok(&TLS13, &s, &c);
+        run(sctx, cctx, &HS_TLS13, NULL, 0, &s, &c);
+        expect_ok(&HS_TLS13, &s, &c);
         assert_str_eq(s.peer_id, ids[i]);
         assert_contains(s.cert_name, i % 2 == 0 ? "key:sha-256-128;" : "key:sha-256-120;");
         done(&s, &c, sctx, cctx);
@@ -555,7 +535,7 @@ static void test_other_key_refused(void **state)
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_intruder);
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         for (int raw = 0; raw < 2; raw++) {
             SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
             SSL_CTX *cctx = ctx_with(0, m, raw ? "intruderk.policy" : "intruder.policy");
@@ -579,7 +559,7 @@ static void test_pinned_server_key(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
         run(sctx, cctx, m, NULL, 0, &s, &c);
@@ -605,7 +585,7 @@ static void test_no_rpk_server(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-pin.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
         run(sctx, cctx, m, NULL, 1, &s, &c);
@@ -625,7 +605,7 @@ static void test_mixed_server(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = MODES[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         static const char *const clients[] = { "cli.policy", "dev.policy", "devk.policy", "cli.policy" };
         static const char *const ids[] = { "/CSE-CLI", DEV, DEV, "/CSE-CLI" };
@@ -650,9 +630,9 @@ static void test_mixed_server(void **state)
 static void test_resumption(void **state)
 {
     (void)state;
-    static const mode *const modes[] = { &TLS12, &TLS12_SID, &TLS13, &DTLS12 };
+    static const hs_mode *const modes[] = { &HS_TLS12, &HS_TLS12_SID, &HS_TLS13, &HS_DTLS12 };
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         for (int raw = 0; raw < 2; raw++) {
             SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, raw ? "devk.policy" : "dev.policy");
             hs_side s, c, s2, c2;
@@ -677,9 +657,9 @@ static void test_resumption(void **state)
 static void test_swap_removes_key(void **state)
 {
     (void)state;
-    static const mode *const modes[] = { &TLS12, &TLS12_SID, &TLS13, &DTLS12 };
+    static const hs_mode *const modes[] = { &HS_TLS12, &HS_TLS12_SID, &HS_TLS13, &HS_DTLS12 };
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, "dev.policy");
         hs_side s, c, s2, c2;
         run(sctx, cctx, m, NULL, 0, &s, &c);
@@ -702,14 +682,14 @@ static void test_swap_removes_key(void **state)
 static void test_initiator_swap(void **state)
 {
     (void)state;
-    SSL_CTX *sctx = ctx_with(1, &TLS13, "srv.policy"), *cctx = ctx_with(0, &TLS13, "devk.policy");
+    SSL_CTX *sctx = ctx_with(1, &HS_TLS13, "srv.policy"), *cctx = ctx_with(0, &HS_TLS13, "devk.policy");
     hs_side s, c, s2, c2;
-    run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
-    expect_ok(&TLS13, &s, &c);
+    run(sctx, cctx, &HS_TLS13, NULL, 0, &s, &c);
+    expect_ok(&HS_TLS13, &s, &c);
     m2mtls_policy *look = hs_policy_load(dir, "devk-look.policy");
     assert_int_equal(m2mtls_ctx_set_policy(cctx, look), 1);
     m2mtls_policy_free(look);
-    run(sctx, cctx, &TLS13, c.session, 0, &s2, &c2);
+    run(sctx, cctx, &HS_TLS13, c.session, 0, &s2, &c2);
     assert_false(c2.reused);
     assert_false(c2.ok);
     assert_null(c2.peer_id);
@@ -726,18 +706,18 @@ static void test_initiator_swap(void **state)
 static void test_initiator_kind_change(void **state)
 {
     (void)state;
-    SSL_CTX *sctx = ctx_with(1, &TLS13, "srv-uri.policy"), *cctx = ctx_with(0, &TLS13, "devu.policy");
+    SSL_CTX *sctx = ctx_with(1, &HS_TLS13, "srv-uri.policy"), *cctx = ctx_with(0, &HS_TLS13, "devu.policy");
     static const char *const next[] = { "devku.policy", "devu.policy" };
     hs_side s, c;
-    run(sctx, cctx, &TLS13, NULL, 0, &s, &c);
-    expect_ok(&TLS13, &s, &c);
+    run(sctx, cctx, &HS_TLS13, NULL, 0, &s, &c);
+    expect_ok(&HS_TLS13, &s, &c);
     for (size_t i = 0; i < 2; i++) {
         m2mtls_policy *p = hs_policy_load(dir, next[i]);
         assert_int_equal(m2mtls_ctx_set_policy(cctx, p), 1);
         m2mtls_policy_free(p);
         hs_side s2, c2;
-        run(sctx, cctx, &TLS13, c.session, 0, &s2, &c2);
-        expect_ok(&TLS13, &s2, &c2);
+        run(sctx, cctx, &HS_TLS13, c.session, 0, &s2, &c2);
+        expect_ok(&HS_TLS13, &s2, &c2);
         if (c2.reused)
             fail_msg("%s: a session of the other kind of association was resumed", next[i]);
         assert_contains(c2.cert_name, i == 0 ? "key:sha-256;" : "uri://sp.example.com/CSE-SRV");
@@ -753,10 +733,10 @@ static void test_originator(void **state)
 {
     (void)state;
     for (int raw = 0; raw < 2; raw++) {
-        SSL_CTX *sctx = ctx_with(1, &TLS13, "srv.policy"), *cctx = ctx_with(0, &TLS13, raw ? "devk.policy" : "dev.policy");
+        SSL_CTX *sctx = ctx_with(1, &HS_TLS13, "srv.policy"), *cctx = ctx_with(0, &HS_TLS13, raw ? "devk.policy" : "dev.policy");
         hs_side s, c;
-        run(sctx, cctx, &TLS13, NULL, 1, &s, &c);
-        expect_ok(&TLS13, &s, &c);
+        run(sctx, cctx, &HS_TLS13, NULL, 1, &s, &c);
+        expect_ok(&HS_TLS13, &s, &c);
         assert_int_equal(m2mtls_ssl_check_originator(s.ssl, "Cdev"), 1);
         assert_int_equal(m2mtls_ssl_check_originator(s.ssl, "/CSE-SRV/Cdev"), 1);
         assert_int_equal(m2mtls_ssl_check_originator(s.ssl, DEV), 1);
@@ -778,10 +758,10 @@ static void test_app_verify_callback(void **state)
 {
     (void)state;
     for (int raw = 0; raw < 2; raw++) {
-        SSL_CTX *sctx = ctx_with(1, &TLS12, "srv.policy"), *cctx = ctx_with(0, &TLS12, raw ? "devk.policy" : "dev.policy");
+        SSL_CTX *sctx = ctx_with(1, &HS_TLS12, "srv.policy"), *cctx = ctx_with(0, &HS_TLS12, raw ? "devk.policy" : "dev.policy");
         SSL_CTX_set_verify(sctx, SSL_CTX_get_verify_mode(sctx), refuse_all);
         hs_side s, c;
-        run(sctx, cctx, &TLS12, NULL, 0, &s, &c);
+        run(sctx, cctx, &HS_TLS12, NULL, 0, &s, &c);
         if (s.ok || s.peer_id != NULL)
             fail_msg("%s: accepted despite the application's callback: %s", raw ? "raw" : "carrier",
                      s.peer_id ? s.peer_id : "-");

@@ -97,8 +97,7 @@ static int teardown(void **state)
         m2mtls_policy_free(srv_pol[i]);
         m2mtls_policy_free(cli_pol[i]);
     }
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 

@@ -177,8 +177,7 @@ static int teardown(void **state)
     pki_cert_free(&look);
     pki_cert_free(&inter);
     pki_cert_free(&pinned);
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 

@@ -23,15 +23,7 @@
 static char *dir;
 static char *id_devc, *id_devc2;
 
-typedef struct mode {
-    const char *name;
-    int         dtls, max_version;
-} mode;
-
-static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION };
-static const mode TLS13 = { "TLS 1.3", 0, 0 };
-static const mode DTLS12 = { "DTLS 1.2", 1, 0 };
-static const mode *const ALL[] = { &TLS13, &TLS12, &DTLS12 };
+static const hs_mode *const ALL[] = { &HS_TLS13, &HS_TLS12, &HS_DTLS12 };
 #define N_ALL (sizeof ALL / sizeof ALL[0])
 
 #define DEVC "//sp.example.com/CSE-SRV/Cdevc"
@@ -100,8 +92,7 @@ static int setup(void **state)
         && pki_writef(dir, "devc.policy", "local-id " DEVC "\ncert devc.pem\nkey devc.key\nanchor ALPHA root.pem\n"
                       "peer /CSE-SRV dns:server.example.com ALPHA\n");
     pki_cert *all[] = { &root, &server, &server_old, &client, &client_ka, &devc, &devc2 };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
 }
 
@@ -110,16 +101,15 @@ static int teardown(void **state)
     (void)state;
     free(id_devc);
     free(id_devc2);
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
+static SSL_CTX *ctx_for(int server, const hs_mode *m, const char *policy)
 {
-    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
+    return hs_test_mode_ctx(server, m, dir, policy);
 }
 
 /* A context of a program without m2mtls: NAME's certificate and key; a
@@ -131,7 +121,7 @@ static int take_any(int ok, X509_STORE_CTX *xs)
     return 1;
 }
 
-static SSL_CTX *plain_ctx(int server, const mode *m, const char *name)
+static SSL_CTX *plain_ctx(int server, const hs_mode *m, const char *name)
 {
     SSL_CTX *ctx = ctx_for(server, m, NULL);
     hs_test_ctx_use(ctx, dir, name);
@@ -139,7 +129,7 @@ static SSL_CTX *plain_ctx(int server, const mode *m, const char *name)
     return ctx;
 }
 
-static void expect_labelled(const char *what, const mode *m, const hs_side *s, const hs_side *c, const char *srv_sees,
+static void expect_labelled(const char *what, const hs_mode *m, const hs_side *s, const hs_side *c, const char *srv_sees,
                             const char *cli_sees, int reused)
 {
     if (!s->ok || !c->ok)
@@ -155,7 +145,7 @@ static void expect_labelled(const char *what, const mode *m, const hs_side *s, c
 
 /* The run O (a client asking for /CSE-SRV), labelled /CSE-CLI and /CSE-SRV
  * by a full handshake (WHAT names it); its client session, the caller's. */
-static SSL_SESSION *labelled_session(const char *what, const mode *m, const hs_opts *o)
+static SSL_SESSION *labelled_session(const char *what, const hs_mode *m, const hs_opts *o)
 {
     hs_side s, c;
     hs_test_run(o, NULL, &s, &c);
@@ -168,7 +158,7 @@ static SSL_SESSION *labelled_session(const char *what, const mode *m, const hs_o
 
 /* One client SSL of CCTX that resumed SESS with SCTX (so that its
  * connection's memo holds SESS), shut down and SSL_clear'ed for reuse. */
-static SSL *reused_client_ssl(const mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess)
+static SSL *reused_client_ssl(const hs_mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess)
 {
     SSL *ssl = SSL_new(cctx);
     assert_non_null(ssl);
@@ -188,7 +178,7 @@ static SSL *reused_client_ssl(const mode *m, SSL_CTX *sctx, SSL_CTX *cctx, SSL_S
 
 /* The session (ticket) a server context without m2mtls, PLAIN, gives the
  * client ATTACKER after a handshake that completed. */
-static SSL_SESSION *plain_ticket(const mode *m, SSL_CTX *plain, SSL_CTX *attacker)
+static SSL_SESSION *plain_ticket(const hs_mode *m, SSL_CTX *plain, SSL_CTX *attacker)
 {
     hs_opts get = { .server_ctx = plain, .client_ctx = attacker, .dtls = m->dtls };
     hs_side s, c;
@@ -202,7 +192,7 @@ static SSL_SESSION *plain_ticket(const mode *m, SSL_CTX *plain, SSL_CTX *attacke
 }
 
 /* ATTACKER offers TICKET to the m2mtls server SCTX (the caller checks S, C). */
-static void replay_ticket(const mode *m, SSL_CTX *sctx, SSL_CTX *attacker, SSL_SESSION *ticket, hs_side *s, hs_side *c)
+static void replay_ticket(const hs_mode *m, SSL_CTX *sctx, SSL_CTX *attacker, SSL_SESSION *ticket, hs_side *s, hs_side *c)
 {
     hs_opts replay = { .server_ctx = sctx, .client_ctx = attacker, .dtls = m->dtls, .session = ticket };
     hs_test_run(&replay, NULL, s, c);
@@ -223,7 +213,7 @@ static void test_memo_session_overwritten_in_place(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *sctx_old = ctx_for(1, m, "srv-old.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli-old.policy");
         hs_opts o = { .server_ctx = sctx_old, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
@@ -270,7 +260,7 @@ static void test_memo_label_rewritten_in_place(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         SSL_SESSION *sess = labelled_session("full", m, &o);
@@ -327,7 +317,7 @@ static void test_reload_between_ticket_and_end(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         int reloads = -1; /* not yet: the first (full) handshake has no ticket to decrypt */
         assert_int_equal(m2mtls_ctx_set_session_ticket_cb(sctx, NULL, reload_in_decrypt, &reloads), 1);
@@ -361,7 +351,7 @@ static void test_memo_other_association_same_ssl(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         SSL_SESSION *sess = labelled_session("full", m, &o);
@@ -396,7 +386,7 @@ static void test_ticket_of_plain_context_with_bad_profile(void **state)
     unsigned char keys[80];
     memset(keys, 0x33, sizeof keys);
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *plain = plain_ctx(1, m, "server");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy"), *attacker = plain_ctx(0, m, "client-ka");
         assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(sctx, keys, sizeof keys), 1);
@@ -481,7 +471,7 @@ static void test_forged_label_of_plain_context(void **state)
     unsigned char keys[80];
     memset(keys, 0x44, sizeof keys);
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *plain = plain_ctx(1, m, "server");
         SSL_CTX *attacker = plain_ctx(0, m, "client-ka");
         assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(sctx, keys, sizeof keys), 1);
@@ -514,7 +504,7 @@ static void test_compressed_point_carrier(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_ALL; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "devc.policy");
         hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .dtls = m->dtls, .peer = "/CSE-SRV" };
         hs_side s, c, s2, c2;

@@ -36,16 +36,7 @@
 static char *dir;
 static pki_cert root, look, ae_root, gw_root, nc_root, nc_int;
 
-typedef struct mode {
-    const char *name;
-    int         dtls, max_version;
-} mode;
-
-static const mode TLS12 = { "TLS 1.2", 0, TLS1_2_VERSION };
-static const mode TLS13 = { "TLS 1.3", 0, 0 };
-static const mode DTLS12 = { "DTLS 1.2", 1, 0 };
-static const mode *const ALL[] = { &TLS12, &TLS13, &DTLS12 };
-static const mode *const NOT13[] = { &TLS12, &DTLS12 };
+static const hs_mode *const NOT13[] = { &HS_TLS12, &HS_DTLS12 };
 
 static int issue_pair(const pki_cert *issuer, const char *name, const pki_san *sans)
 {
@@ -95,24 +86,22 @@ static int teardown(void **state)
 {
     (void)state;
     pki_cert *all[] = { &root, &look, &ae_root, &gw_root, &nc_root, &nc_int };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
-    pki_rmtree(dir);
-    free(dir);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
+    pki_dir_free(&dir);
     return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static SSL_CTX *ctx_for(int server, const mode *m, const char *policy)
+static SSL_CTX *ctx_for(int server, const hs_mode *m, const char *policy)
 {
-    return hs_test_ctx(server, m->dtls, m->max_version, dir, policy);
+    return hs_test_mode_ctx(server, m, dir, policy);
 }
 
 /* A context of a program without m2mtls: NAME's certificate and key (or
  * none), and when TRUST, the test root as its verify store with
  * SSL_VERIFY_PEER | FAIL_IF_NO_PEER_CERT. */
-static SSL_CTX *plain_ctx(int server, const mode *m, const char *name, int trust)
+static SSL_CTX *plain_ctx(int server, const hs_mode *m, const char *name, int trust)
 {
     SSL_CTX *ctx = ctx_for(server, m, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -127,7 +116,7 @@ static SSL_CTX *plain_ctx(int server, const mode *m, const char *name, int trust
     return ctx;
 }
 
-static void expect_server_refused(const char *what, const mode *m, const hs_side *s)
+static void expect_server_refused(const char *what, const hs_mode *m, const hs_side *s)
 {
     if (s->handshake_ok || s->peer_id != NULL)
         fail_msg("%s (%s): the server completed the handshake (peer=%s, cipher=%s)", what, m->name,
@@ -136,7 +125,7 @@ static void expect_server_refused(const char *what, const mode *m, const hs_side
         fail_msg("%s (%s): refused without a reason", what, m->name);
 }
 
-static void expect_client_refused(const char *what, const mode *m, const hs_side *c)
+static void expect_client_refused(const char *what, const hs_mode *m, const hs_side *c)
 {
     if (c->handshake_ok || c->peer_id != NULL)
         fail_msg("%s (%s): the client completed the handshake (peer=%s, cipher=%s)", what, m->name,
@@ -183,7 +172,7 @@ static void test_initiator_refuses_anonymous_server(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 4; i++) {
-        const mode *m = NOT13[i % 2];
+        const hs_mode *m = NOT13[i % 2];
         SSL_CTX *anon = plain_ctx(1, m, NULL, 0);
         assert_int_equal(SSL_CTX_set_cipher_list(anon, "AECDH-AES128-SHA:@SECLEVEL=0"), 1);
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
@@ -201,8 +190,8 @@ static void test_initiator_refuses_anonymous_server(void **state)
         SSL_CTX_free(anon);
     }
     /* the same careless list still meets a certificate server on an authenticated suite */
-    SSL_CTX *sctx = ctx_for(1, &TLS12, "srv.policy");
-    SSL_CTX *cctx = ctx_for(0, &TLS12, "cli.policy");
+    SSL_CTX *sctx = ctx_for(1, &HS_TLS12, "srv.policy");
+    SSL_CTX *cctx = ctx_for(0, &HS_TLS12, "cli.policy");
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV", .client_setup = careless_ciphers };
     hs_side s, c;
     hs_test_run(&o, NULL, &s, &c);
@@ -231,10 +220,10 @@ static int srp_user(SSL *ssl, int *ad, void *arg)
 static void test_responder_refuses_srp_without_certificate(void **state)
 {
     (void)state;
-    SSL_CTX *sctx = ctx_for(1, &TLS12, "srv.policy");
+    SSL_CTX *sctx = ctx_for(1, &HS_TLS12, "srv.policy");
     SSL_CTX_set_srp_username_callback(sctx, srp_user);
     assert_int_equal(SSL_CTX_set_cipher_list(sctx, "SRP-AES-128-CBC-SHA:ECDHE-ECDSA-AES128-SHA256"), 1);
-    SSL_CTX *srp = plain_ctx(0, &TLS12, NULL, 0);
+    SSL_CTX *srp = plain_ctx(0, &HS_TLS12, NULL, 0);
     assert_int_equal(SSL_CTX_set_cipher_list(srp, "SRP-AES-128-CBC-SHA"), 1);
     assert_int_equal(SSL_CTX_set_srp_username(srp, "operator"), 1);
     assert_int_equal(SSL_CTX_set_srp_password(srp, "secret"), 1);
@@ -242,7 +231,7 @@ static void test_responder_refuses_srp_without_certificate(void **state)
     hs_opts o = { .server_ctx = sctx, .client_ctx = srp };
     hs_side s, c;
     hs_test_run(&o, NULL, &s, &c);
-    expect_server_refused("an SRP client without a certificate", &TLS12, &s);
+    expect_server_refused("an SRP client without a certificate", &HS_TLS12, &s);
     hs_side_pair_clear(&s, &c);
     SSL_CTX_free(srp);
     SSL_CTX_free(sctx);
@@ -274,7 +263,7 @@ static void test_sni_switch_to_context_without_m2mtls(void **state)
 {
     (void)state;
     for (size_t i = 2; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *plain = plain_ctx(1, m, "server", 1);
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX_set_tlsext_servername_callback(sctx, switch_to_plain);
@@ -304,7 +293,7 @@ static void test_initiator_moved_to_context_without_m2mtls(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *strange_srv = plain_ctx(1, m, "stranger", 0);
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
         SSL_CTX *plain = plain_ctx(0, m, "client", 1);
@@ -523,10 +512,10 @@ out:
 static void test_early_data_server_label(void **state)
 {
     (void)state;
-    SSL_CTX *sctx = ctx_for(1, &TLS13, "srv.policy");
+    SSL_CTX *sctx = ctx_for(1, &HS_TLS13, "srv.policy");
     SSL_CTX_set_max_early_data(sctx, 16384); /* the application wants it; m2mtls turns it off */
-    SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
-    SSL_CTX *anon = plain_ctx(0, &TLS13, NULL, 0);
+    SSL_CTX *cctx = ctx_for(0, &HS_TLS13, "cli.policy");
+    SSL_CTX *anon = plain_ctx(0, &HS_TLS13, NULL, 0);
     SSL_CTX *clients[] = { cctx, anon };
     for (int k = 0; k < 2; k++) {
         struct early_server e = { .ctx = sctx };
@@ -572,9 +561,9 @@ static void test_early_data_server_label(void **state)
 static void test_early_data_client_label(void **state)
 {
     (void)state;
-    SSL_CTX *sctx = plain_ctx(1, &TLS13, "server", 0);
+    SSL_CTX *sctx = plain_ctx(1, &HS_TLS13, "server", 0);
     SSL_CTX_set_max_early_data(sctx, 16384);
-    SSL_CTX *cctx = ctx_for(0, &TLS13, "cli.policy");
+    SSL_CTX *cctx = ctx_for(0, &HS_TLS13, "cli.policy");
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .peer = "/CSE-SRV" };
     hs_side s, c;
     hs_test_run(&o, NULL, &s, &c);
@@ -621,7 +610,7 @@ static void test_early_data_client_label(void **state)
  * OpenSSL client with NAME's certificate), kept open. */
 static SSL *registrar_side(SSL_CTX *sctx, const char *name)
 {
-    SSL_CTX *cctx = plain_ctx(0, &TLS12, name, 0);
+    SSL_CTX *cctx = plain_ctx(0, &HS_TLS12, name, 0);
     hs_opts o = { .server_ctx = sctx, .client_ctx = cctx, .keep = 1 };
     hs_side s, c;
     hs_test_run(&o, NULL, &s, &c);
@@ -667,7 +656,7 @@ static void test_originator_forms(void **state)
                            "peer //sp.example.com/CSE-1/Csensor7 uri://sp.example.com/CSE-1/Csensor7 AE\n"
                            "peer //sp.example.com/Sadmin uri://sp.example.com/Sadmin AE\n"
                            "peer /mn-cse dns:mn-cse.sp.example.com ALPHA\n"));
-    SSL_CTX *sctx = ctx_for(1, &TLS12, "registrar.policy");
+    SSL_CTX *sctx = ctx_for(1, &HS_TLS12, "registrar.policy");
     char *huge = malloc(1 << 20);
     assert_non_null(huge);
     memset(huge, 'C', (1 << 20) - 1);
@@ -791,8 +780,7 @@ static void test_chain_and_crl_edges(void **state)
     X509_CRL_free(good);
     pki_cert *all[] = { &r0, &i1, &i2, &leaf, &pin, &under_pin, &old_root, &old_leaf, &inter, &under_inter,
                         &root_leaf };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
 }
 
 /* ---- names ------------------------------------------------------------------------------------- */
@@ -860,9 +848,9 @@ static void test_ticket_of_another_host(void **state)
     memset(keys, 0x5a, sizeof keys);
     assert_true(pki_writef(dir, "vhost-b.policy", "local-id /CSE-SRV-B\ncert server.pem\nkey server.key\n"
                            "anchor ALPHA root.pem\npeer /CSE-OTHER dns:other.example.com ALPHA\n"));
-    const mode *modes[] = { &TLS13, &TLS12 };
+    const hs_mode *modes[] = { &HS_TLS13, &HS_TLS12 };
     for (size_t i = 0; i < 2; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         SSL_CTX *a = ctx_for(1, m, "srv.policy"), *b = ctx_for(1, m, "vhost-b.policy");
         assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(a, keys, sizeof keys), 1);
         assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(b, keys, sizeof keys), 1);
@@ -923,7 +911,7 @@ static SSL_SESSION *cache_get(SSL *ssl, const unsigned char *id, int len, int *c
 static void test_session_cache_shared_by_two_policies(void **state)
 {
     (void)state;
-    SSL_CTX *a = ctx_for(1, &TLS12, "srv.policy"), *b = ctx_for(1, &TLS12, "vhost-b.policy");
+    SSL_CTX *a = ctx_for(1, &HS_TLS12, "srv.policy"), *b = ctx_for(1, &HS_TLS12, "vhost-b.policy");
     SSL_CTX *both[] = { a, b };
     for (int k = 0; k < 2; k++) {
         SSL_CTX_set_options(both[k], SSL_OP_NO_TICKET);
@@ -931,7 +919,7 @@ static void test_session_cache_shared_by_two_policies(void **state)
         SSL_CTX_sess_set_new_cb(both[k], cache_new);
         SSL_CTX_sess_set_get_cb(both[k], cache_get);
     }
-    SSL_CTX *cctx = ctx_for(0, &TLS12, "cli.policy");
+    SSL_CTX *cctx = ctx_for(0, &HS_TLS12, "cli.policy");
     SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
     hs_opts o = { .server_ctx = a, .client_ctx = cctx, .peer = "/CSE-SRV" };
     hs_side s, c, s2, c2;
@@ -986,7 +974,7 @@ static void test_careless_settings_after_install(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX_set_verify(sctx, SSL_VERIFY_NONE, accept_all);
         X509_STORE *store = X509_STORE_new();
@@ -1085,9 +1073,9 @@ static void *serve_early_ssl(void *v)
 static void test_ssl_created_before_install(void **state)
 {
     (void)state;
-    const mode *modes[] = { &TLS12, &TLS13 };
+    const hs_mode *modes[] = { &HS_TLS12, &HS_TLS13 };
     for (size_t i = 0; i < 2; i++) {
-        const mode *m = modes[i];
+        const hs_mode *m = modes[i];
         /* server */
         SSL_CTX *sctx = ctx_for(1, m, NULL);
         SSL_CTX_set_verify(sctx, SSL_VERIFY_NONE, NULL);
@@ -1129,7 +1117,7 @@ static void test_ssl_created_before_install(void **state)
         /* ... and an anonymous server, the application offering every suite
          * and never calling m2mtls_ssl_set_peer: no m2mtls hook reaches that
          * SSL's handshake (README, Limits), it may complete, never with a label */
-        if (m == &TLS12) {
+        if (m == &HS_TLS12) {
             SSL_set_cipher_list(early2, "ALL:@SECLEVEL=0");
             SSL_CTX *anon = plain_ctx(1, m, NULL, 0);
             assert_int_equal(SSL_CTX_set_cipher_list(anon, "AECDH-AES128-SHA:@SECLEVEL=0"), 1);
@@ -1197,7 +1185,7 @@ static void test_callbacks_see_labels(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         SSL_CTX_set_info_callback(sctx, label_watch);
         assert_int_equal(m2mtls_ctx_set_policy(sctx, NULL), 0);
@@ -1262,7 +1250,7 @@ static void test_set_peer_during_handshake(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 3; i++) {
-        const mode *m = ALL[i];
+        const hs_mode *m = HS_ALL[i];
         assert_true(pki_writef(dir, "cli-two.policy", "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
                                "anchor ALPHA root.pem\npeer /CSE-SRV dns:server.example.com ALPHA\n"
                                "peer //sp.example.com/in-cse/Cgateway uri://sp.example.com/in-cse/Cgateway ALPHA\n"));

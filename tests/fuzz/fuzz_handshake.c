@@ -130,8 +130,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     pki_cert *all[] = { &root, &look, &srv, &cli, &oth, &lk, &ae };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        pki_cert_free(all[i]);
+    pki_certs_free(all, sizeof all / sizeof all[0]);
     atexit(remove_fixture);
     for (int i = 0; i < 2; i++) {
         server[i] = server_ctx(i);

@@ -416,8 +416,7 @@ static int teardown(void **state)
     pki_cert_free(&san1k);
     pki_cert_free(&san10k);
     pki_cert_free(&srv10k);
-    pki_rmtree(dir);
-    free(dir);
+    pki_dir_free(&dir);
     return clean ? 0 : -1;
 }
 
