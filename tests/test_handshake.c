@@ -283,7 +283,7 @@ static void test_set_peer_unknown(void **state)
 static void test_reject_server_side(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "intruder.policy");
@@ -307,7 +307,7 @@ static void test_reject_server_side(void **state)
 static void test_reject_client_side(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
@@ -333,7 +333,7 @@ static void test_reject_client_side(void **state)
 static void test_initiator_verify_none_still_refuses(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli.policy");
@@ -354,7 +354,7 @@ static void test_initiator_verify_none_still_refuses(void **state)
 static void test_no_client_certificate(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = new_ctx(0, m); /* no verifier, no credential */
@@ -510,7 +510,7 @@ static void test_app_callback_refuses(void **state)
 static void test_client_chain_from_cert_file(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_with(0, m, "cli-chain.policy");

@@ -242,7 +242,7 @@ static int switch_to_vhost_b(SSL *ssl, int *alert, void *arg)
 static void test_sni_switch_uses_the_final_context(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *vhost_b = ctx_for(1, m, "vhost-b.policy");
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
@@ -302,7 +302,7 @@ static void swap_client_policy(SSL *ssl, void *arg)
 static void test_initiator_follows_policy_swap(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         hs_side s, c;
@@ -426,7 +426,7 @@ static void break_cert_verify(unsigned char *rec, size_t len, int dtls, void *ar
 static void test_failed_certificate_verify_leaves_no_label(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
@@ -449,7 +449,7 @@ static void test_failed_certificate_verify_leaves_no_label(void **state)
 static void test_ssl_clear_forgets_the_label(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
@@ -537,7 +537,7 @@ static void own_info_and_no_verify(SSL *ssl, void *arg)
 static void test_initiator_own_info_callback_still_refuses(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *look = ctx_for(1, m, "srv-look.policy");
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");

@@ -465,7 +465,7 @@ static void test_key_peer_carrier(void **state)
     (void)state;
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_dev);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, "dev.policy");
         hs_side s, c;
@@ -491,7 +491,7 @@ static void test_key_both_ways(void **state)
     (void)state;
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_server);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
@@ -534,7 +534,7 @@ static void test_other_key_refused(void **state)
     (void)state;
     char want[128];
     snprintf(want, sizeof want, "key:sha-256;%s", id_intruder);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         for (int raw = 0; raw < 2; raw++) {
             SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
@@ -558,7 +558,7 @@ static void test_other_key_refused(void **state)
 static void test_pinned_server_key(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-look.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
@@ -584,7 +584,7 @@ static void test_pinned_server_key(void **state)
 static void test_no_rpk_server(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv-pin.policy"), *cctx = ctx_with(0, m, "devk.policy");
         hs_side s, c;
@@ -604,7 +604,7 @@ static void test_no_rpk_server(void **state)
 static void test_mixed_server(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_with(1, m, "srv.policy");
         static const char *const clients[] = { "cli.policy", "dev.policy", "devk.policy", "cli.policy" };

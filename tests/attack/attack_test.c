@@ -292,7 +292,7 @@ static void move_to_plain_client(SSL *ssl, void *arg)
 static void test_initiator_moved_to_context_without_m2mtls(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *strange_srv = plain_ctx(1, m, "stranger", 0);
         SSL_CTX *cctx = ctx_for(0, m, "cli.policy");
@@ -973,7 +973,7 @@ static int verify_cb_asks_label(int ok, X509_STORE_CTX *xs)
 static void test_careless_settings_after_install(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy");
         SSL_CTX_set_verify(sctx, SSL_VERIFY_NONE, accept_all);
@@ -1184,7 +1184,7 @@ static void alpn_client(SSL *ssl, void *arg)
 static void test_callbacks_see_labels(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         SSL_CTX *sctx = ctx_for(1, m, "srv.policy"), *cctx = ctx_for(0, m, "cli.policy");
         SSL_CTX_set_info_callback(sctx, label_watch);
@@ -1249,7 +1249,7 @@ static int switch_association(int ok, X509_STORE_CTX *xs)
 static void test_set_peer_during_handshake(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < HS_N_ALL; i++) {
         const hs_mode *m = HS_ALL[i];
         assert_true(pki_writef(dir, "cli-two.policy", "local-id /CSE-CLI\ncert client.pem\nkey client.key\n"
                                "anchor ALPHA root.pem\npeer /CSE-SRV dns:server.example.com ALPHA\n"
