@@ -264,6 +264,9 @@ void hs_test_ctx_use(SSL_CTX *ctx, const char *dir, const char *name);
 void hs_test_ssl_use(SSL *ssl, const char *dir, const char *name);
 /* hs_run; the test fails when the run itself did not work ("WHAT: ..."). */
 void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c);
+/* A group teardown: removes and frees the directory (a pki_tmpdir) the group
+ * setup left in *STATE. */
+int  hs_test_dir_teardown(void **state);
 /* hs_side_clear of both sides of a connection. */
 void hs_side_pair_clear(hs_side *s, hs_side *c);
 /* The test fails unless both sides completed (WHAT, may be NULL, names the run). */

@@ -88,6 +88,14 @@ void hs_test_run(const hs_opts *o, const char *what, hs_side *s, hs_side *c)
                  c->ssl_error);
 }
 
+int hs_test_dir_teardown(void **state)
+{
+    char *dir = *state;
+    pki_dir_free(&dir);
+    *state = NULL;
+    return 0;
+}
+
 void hs_side_pair_clear(hs_side *s, hs_side *c)
 {
     hs_side_clear(s);

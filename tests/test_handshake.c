@@ -21,9 +21,8 @@ static char *dir;
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, look, other, server, server_look, server2, client, client_two, intruder, inter, client_i, ae;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     if (dir == NULL || !pki_root("Handshake Root", &root) || !pki_root("Handshake Root", &look)
         || !pki_root("Other Root", &other))
         return -1;
@@ -113,13 +112,6 @@ static int setup(void **state)
                         &inter, &client_i, &ae };
     pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* ---- contexts -------------------------------------------------------------- */
@@ -915,5 +907,5 @@ int main(void)
         cmocka_unit_test(test_client_session_per_association),
         cmocka_unit_test(test_client_session_not_resumed_across_associations),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }

@@ -25,9 +25,8 @@ static char *dir;
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, look, server, server_look, client, other;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_cli[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_oth[] = { { PKI_SAN_DNS, "other.example.com", 0 }, { 0, 0, 0 } };
@@ -67,13 +66,6 @@ static int setup(void **state)
     pki_cert *all[] = { &root, &look, &server, &server_look, &client, &other };
     pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -711,5 +703,5 @@ int main(void)
         cmocka_unit_test(test_application_ticket_callbacks_chained),
         cmocka_unit_test(test_forged_ticket),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }

@@ -51,9 +51,8 @@ static int write_ae(const char *name, const char *ae_id, pki_opts o, const pki_c
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, inter, nc_inter, rsa1024, rsa2048, server, server_cli;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     EVP_PKEY *k1024 = pki_key_gen("RSA:1024"), *k2048 = pki_key_gen("RSA:2048");
     EVP_PKEY *p192 = pki_key_gen("EC:P-192");
     pki_opts r1 = { .cn = "RSA-1024 Root", .ca = PKI_BC_CA, .key = k1024 };
@@ -106,13 +105,6 @@ static int setup(void **state)
     pki_cert *all[] = { &root, &inter, &nc_inter, &rsa1024, &rsa2048, &server, &server_cli };
     pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* ---- contexts ----------------------------------------------------------------- */
@@ -432,5 +424,5 @@ int main(void)
         cmocka_unit_test(test_name_constrained_ae),
         cmocka_unit_test(test_error_queue_in_handshake),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }

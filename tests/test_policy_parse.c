@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "hs.h"
 #include "pki.h"
 
 #include <m2mtls/policy.h>
@@ -22,9 +23,8 @@ static int   seq;  /* policy file names */
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, root2, leaf;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     if (dir == NULL || !pki_root("Parse Root", &root) || !pki_root("Parse Root 2", &root2))
         return -1;
     pki_san s[] = { { PKI_SAN_DNS, "me.example.com", 0 }, { 0, 0, 0 } };
@@ -49,13 +49,6 @@ static int setup(void **state)
     pki_cert_free(&root2);
     pki_cert_free(&leaf);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* Writes LEN bytes of TEXT as a new policy file; returns its (malloc'd) path. */
@@ -486,5 +479,5 @@ int main(void)
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_last_error_per_thread),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }

@@ -23,9 +23,8 @@ static char *dir;
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, server, client, weak;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     if (dir == NULL || !pki_root("Profile Root", &root))
         return -1;
     pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
@@ -50,13 +49,6 @@ static int setup(void **state)
     pki_cert *all[] = { &root, &server, &client, &weak };
     pki_certs_free(all, sizeof all / sizeof all[0]);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* The security level a new context has here (2 on Debian 12 and 13). */
@@ -299,5 +291,5 @@ int main(void)
         cmocka_unit_test(test_tls13_p256_peer),
         cmocka_unit_test(test_tls12_dtls12_group_p256),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }

@@ -31,9 +31,8 @@ static pid_t running; /* the m2mtls serve under test, stopped in teardown too */
 
 static int setup(void **state)
 {
-    (void)state;
     pki_cert root, server, client;
-    dir = pki_tmpdir();
+    *state = dir = pki_tmpdir(); /* for hs_test_dir_teardown */
     pki_san s_srv[] = { { PKI_SAN_DNS, "server.example.com", 0 }, { 0, 0, 0 } };
     pki_san s_cli[] = { { PKI_SAN_DNS, "client.example.com", 0 }, { 0, 0, 0 } };
     if (dir == NULL || !pki_root("Limits Root", &root) || !pki_leaf(&root, "server", s_srv, &server)
@@ -50,13 +49,6 @@ static int setup(void **state)
     pki_cert_free(&server);
     pki_cert_free(&client);
     return ok ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pki_dir_free(&dir);
-    return 0;
 }
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -303,5 +295,5 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_stalled_dtls_clients, stop_running),
         cmocka_unit_test_teardown(test_stalled_tcp_clients, stop_running),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, hs_test_dir_teardown);
 }
