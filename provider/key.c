@@ -609,6 +609,27 @@ static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE used, CK_RV
     }
 }
 
+/* Whether USED is the key's session copy; its keeper epoch in *EPOCH. */
+static int uses_copy(m2p_key *k, CK_OBJECT_HANDLE used, unsigned long *epoch)
+{
+    pthread_mutex_lock(&k->lock);
+    int yes = used != CK_INVALID_HANDLE && used == k->copy;
+    *epoch = k->copy_epoch;
+    pthread_mutex_unlock(&k->lock);
+    return yes;
+}
+
+/* Whether the session copy USED (of keeper EPOCH) was destroyed while a
+ * signature used it: its keeper closed by another thread's recovery from a
+ * lost device, or the copy dropped by a recovery that failed on it. */
+static int copy_gone(m2p_key *k, CK_OBJECT_HANDLE used, unsigned long epoch)
+{
+    pthread_mutex_lock(&k->lock);
+    int gone = m2p_token_keeper_epoch(k->tok) != epoch || k->copy != used;
+    pthread_mutex_unlock(&k->lock);
+    return gone;
+}
+
 int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t inlen,
                  unsigned char *out, size_t *outlen)
 {
@@ -626,7 +647,8 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         CK_SESSION_HANDLE s;
         CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
         CK_ULONG len = (CK_ULONG)*outlen;
-        unsigned long gen;
+        unsigned long gen, epoch = 0;
+        int on_copy = 0;
 
         if (!m2p_session_get(tok, &s, NULL)) {
             ERR_clear_last_mark();
@@ -637,6 +659,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         pthread_mutex_unlock(&tok->lock);
         rv = key_sign_handle(k, s, gen, &h, &fn);
         if (rv == CKR_OK) {
+            on_copy = uses_copy(k, h, &epoch);
             fn = "C_SignInit";
             rv = tok->mod->f->C_SignInit(s, mech, h);
             if (rv == CKR_OK) {
@@ -650,7 +673,12 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
             *outlen = len;
             return 1;
         }
-        if (!recover(k, s, h, rv)) {
+        /* A copy destroyed under this signature by another thread's recovery
+         * is that recovery's doing, whatever the token answers for it
+         * (SoftHSM: CKR_GENERAL_ERROR when the object goes between C_SignInit
+         * and C_Sign): the copy is made again, as for an invalid handle. */
+        CK_RV cause = on_copy && copy_gone(k, h, epoch) ? CKR_KEY_HANDLE_INVALID : rv;
+        if (!recover(k, s, h, cause)) {
             ERR_pop_to_mark();
             M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2c_ckr_name(rv));
             return 0;
