@@ -426,7 +426,8 @@ static int copy_refused(const m2p_key *k, unsigned long gen)
 /* Makes the session copy of token object obj, once: two threads signing for
  * the first time wait for one copy. A refusal is remembered for the module
  * generation (signatures then use the token object, without asking again). */
-static CK_RV key_copy(m2p_key *k, unsigned long gen, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *h)
+static CK_RV key_copy(m2p_key *k, unsigned long gen, CK_OBJECT_HANDLE obj, CK_OBJECT_HANDLE *h,
+                      unsigned long *copy_epoch)
 {
     CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
     unsigned long epoch = 0;
@@ -435,12 +436,14 @@ static CK_RV key_copy(m2p_key *k, unsigned long gen, CK_OBJECT_HANDLE obj, CK_OB
     pthread_mutex_lock(&k->lock);
     if (copy_usable(k)) {
         *h = k->copy;
+        *copy_epoch = k->copy_epoch;
     } else if (copy_refused(k, gen)) {
         *h = obj;
     } else if ((rv = m2p_token_copy_key(k->tok, obj, &copy, &epoch)) == CKR_OK) {
         k->copy = copy;
         k->copy_epoch = epoch;
         *h = copy;
+        *copy_epoch = epoch;
     } else if (!recoverable(rv)) {
         k->copy = CK_INVALID_HANDLE;
         k->copy_refused = rv;
@@ -454,9 +457,10 @@ static CK_RV key_copy(m2p_key *k, unsigned long gen, CK_OBJECT_HANDLE obj, CK_OB
 
 /* The handle to sign with for module generation gen: the key's session copy
  * (pkcs11-module-cache-keys, the default), else the token object. *fn names
- * the PKCS#11 function behind a failure. */
+ * the PKCS#11 function behind a failure. When it is the copy, *COPY_EPOCH is
+ * its keeper's epoch (else left as it is). */
 static CK_RV key_sign_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen,
-                             CK_OBJECT_HANDLE *h, const char **fn)
+                             CK_OBJECT_HANDLE *h, const char **fn, unsigned long *copy_epoch)
 {
     int cache = k->prov->cache_keys;
     CK_OBJECT_HANDLE obj;
@@ -467,6 +471,7 @@ static CK_RV key_sign_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen,
         /* the common case: nothing to ask the token */
         if (cache && copy_usable(k)) {
             *h = k->copy;
+            *copy_epoch = k->copy_epoch;
             pthread_mutex_unlock(&k->lock);
             return CKR_OK;
         }
@@ -485,7 +490,7 @@ static CK_RV key_sign_handle(m2p_key *k, CK_SESSION_HANDLE s, unsigned long gen,
         return CKR_OK;
     }
     *fn = "C_CopyObject";
-    return key_copy(k, gen, obj, h);
+    return key_copy(k, gen, obj, h, copy_epoch);
 }
 
 /* After a failure with handle USED (CK_INVALID_HANDLE: before a handle was
@@ -524,7 +529,7 @@ int m2p_key_cache_status(m2p_key *k, char *buf, size_t len)
     CK_SESSION_HANDLE s;
     CK_OBJECT_HANDLE h;
     const char *fn = "C_FindObjects";
-    unsigned long gen;
+    unsigned long gen, epoch = 0;
     CK_RV rv, refused;
     int yes;
 
@@ -541,7 +546,7 @@ int m2p_key_cache_status(m2p_key *k, char *buf, size_t len)
     pthread_mutex_lock(&k->tok->lock);
     gen = k->tok->gen;
     pthread_mutex_unlock(&k->tok->lock);
-    rv = key_sign_handle(k, s, gen, &h, &fn);
+    rv = key_sign_handle(k, s, gen, &h, &fn, &epoch);
     m2p_session_put(k->tok, s);
     ERR_pop_to_mark();
     pthread_mutex_lock(&k->lock);
@@ -609,15 +614,9 @@ static int recover(m2p_key *k, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE used, CK_RV
     }
 }
 
-/* Whether USED is the key's session copy; its keeper epoch in *EPOCH. */
-static int uses_copy(m2p_key *k, CK_OBJECT_HANDLE used, unsigned long *epoch)
-{
-    pthread_mutex_lock(&k->lock);
-    int yes = used != CK_INVALID_HANDLE && used == k->copy;
-    *epoch = k->copy_epoch;
-    pthread_mutex_unlock(&k->lock);
-    return yes;
-}
+/* key_sign_handle leaves this copy epoch when it gives the token object (keeper
+ * epochs count up from 0 and never reach it). */
+#define NOT_A_COPY ((unsigned long)-1)
 
 /* Whether the session copy USED (of keeper EPOCH) was destroyed while a
  * signature used it: its keeper closed by another thread's recovery from a
@@ -647,8 +646,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         CK_SESSION_HANDLE s;
         CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
         CK_ULONG len = (CK_ULONG)*outlen;
-        unsigned long gen, epoch = 0;
-        int on_copy = 0;
+        unsigned long gen, copy_epoch = NOT_A_COPY;
 
         if (!m2p_session_get(tok, &s, NULL)) {
             ERR_clear_last_mark();
@@ -657,9 +655,8 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
         pthread_mutex_lock(&tok->lock);
         gen = tok->gen;
         pthread_mutex_unlock(&tok->lock);
-        rv = key_sign_handle(k, s, gen, &h, &fn);
+        rv = key_sign_handle(k, s, gen, &h, &fn, &copy_epoch);
         if (rv == CKR_OK) {
-            on_copy = uses_copy(k, h, &epoch);
             fn = "C_SignInit";
             rv = tok->mod->f->C_SignInit(s, mech, h);
             if (rv == CKR_OK) {
@@ -677,7 +674,7 @@ int m2p_key_sign(m2p_key *k, CK_MECHANISM *mech, const unsigned char *in, size_t
          * is that recovery's doing, whatever the token answers for it
          * (SoftHSM: CKR_GENERAL_ERROR when the object goes between C_SignInit
          * and C_Sign): the copy is made again, as for an invalid handle. */
-        CK_RV cause = on_copy && copy_gone(k, h, epoch) ? CKR_KEY_HANDLE_INVALID : rv;
+        CK_RV cause = copy_epoch != NOT_A_COPY && copy_gone(k, h, copy_epoch) ? CKR_KEY_HANDLE_INVALID : rv;
         if (!recover(k, s, h, cause)) {
             ERR_pop_to_mark();
             M2P_ERR(M2P_R_PKCS11, "%s: %s", fn, m2c_ckr_name(rv));
